@@ -1,0 +1,36 @@
+# The two Quick start commands: `make demo` (serve the product) and `make test` (run the tests).
+# Every install step lives here so a fresh machine needs nothing else.
+VENV := .venv
+PY := $(VENV)/bin/python
+DEBIAN_PACKAGES := pcscd vsmartcard-vpcd opensc yubico-piv-tool libpcsclite-dev chromium fonts-dejavu-core
+INSTANCE ?= $(CURDIR)/instance
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: setup system-packages demo test lint
+
+system-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: system-packages $(VENV)/.installed
+
+demo: setup
+	CARDFLOW_INSTANCE_PATH=$(INSTANCE) $(VENV)/bin/cardflow demo --host $(HOST) --port $(PORT)
+
+test: setup
+	$(VENV)/bin/ruff check engine tasks tests bench
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check engine tasks tests bench
