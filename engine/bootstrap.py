@@ -1,0 +1,95 @@
+"""The composition root: builds the database, the Card SDK station, the handlers and the runtime
+from settings, and wires ``tasks``' handlers into the engine's service registry.
+
+The web app factory, the CLI and the tests all build the product through ``build_services``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import tasks.cardsdk.records  # noqa: F401  (registers the Card SDK's tables on the metadata)
+from engine import schema
+from engine.config import Settings
+from engine.db import make_engine, make_sessions, unit_of_work
+from engine.definitions import deploy_all
+from engine.leases import InstanceBusy
+from engine.runner import Runner
+from engine.runtime import Runtime
+from engine.services import ServiceRegistry
+from engine.store import Base as EngineBase
+from tasks.cardsdk.station import Station
+from tasks.cardsdk.stations import build_station
+from tasks.handlers import build_handlers
+from tasks.options import TEMP_CARDS_OPTIONS, validate_temp_card_options
+from tasks.production import ProductionContext
+from tasks.store import Base as TasksBase
+
+log = logging.getLogger(__name__)
+
+METADATA = (EngineBase.metadata, TasksBase.metadata)
+OPTION_VALIDATORS = {TEMP_CARDS_OPTIONS: validate_temp_card_options}
+
+
+@dataclass
+class Services:
+    """Everything a running cardflow has; ``close`` stops the runner and the connections."""
+
+    settings: Settings
+    db: Engine
+    sessions: sessionmaker[Session]
+    registry: ServiceRegistry
+    runtime: Runtime
+    runner: Runner
+    station: Station
+
+    def close(self) -> None:
+        """Let running jobs finish, then close the database connections."""
+        self.runner.shutdown()
+        self.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire the product together for ``settings`` (the database must already be initialised)."""
+    settings.ensure_instance()
+    db = make_engine(settings.database_url)
+    sessions = make_sessions(db)
+    station = build_station(settings.station, settings.instance_path, settings.ca_passphrase,
+                            settings.custody_key, sessions)
+    production = ProductionContext(sessions, station, settings.spool_path, settings.organisation, user="")
+    registry = ServiceRegistry(build_handlers(sessions, production))
+    runtime_box: list[Runtime] = []
+    runner = Runner(lambda instance_id: runtime_box[0].advance(instance_id),
+                    threads=settings.runner_threads, retry_on=(InstanceBusy,))
+    runtime = Runtime(sessions, registry, runner.submit)
+    runtime_box.append(runtime)
+    return Services(settings, db, sessions, registry, runtime, runner, station)
+
+
+def init_database(settings: Settings) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    settings.ensure_instance()
+    db = make_engine(settings.database_url)
+    try:
+        schema.upgrade(db, METADATA)
+    finally:
+        db.dispose()
+
+
+def deploy(services: Services, actor: str, check_only: bool = False) -> list[str]:
+    """Validate and deploy processes/, forms/ and options/ from the source folder (all or nothing)."""
+    with unit_of_work(services.sessions) as session:
+        return deploy_all(session, services.settings.source_path, services.registry.names(),
+                          OPTION_VALIDATORS, actor, check_only=check_only)
+
+
+def resume_pending(services: Services) -> int:
+    """Hand every running instance to the runner again: orders interrupted by a stop resume."""
+    pending = services.runtime.pending_instances()
+    for instance_id in pending:
+        services.runner.submit(instance_id)
+    return len(pending)

@@ -1,0 +1,181 @@
+"""The ``cardflow`` command: one click command per admin action, all built on ``bootstrap``."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import secrets
+import sys
+from functools import cached_property
+
+import click
+
+from engine import bootstrap
+from engine.config import Settings
+from engine.db import make_engine, make_sessions, unit_of_work
+from engine.deploy_errors import DeployError
+from engine.users import ROLES, UserError, add_user
+
+
+class CliContext:
+    """Settings now; the services (database, runner, station) only when a command needs them."""
+
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self.settings.ensure_instance()
+
+    @property
+    def instance_path(self):
+        """The instance folder (database, keys, spool)."""
+        return self.settings.instance_path
+
+    @cached_property
+    def sessions(self):
+        """A session factory on the configured database."""
+        return make_sessions(make_engine(self.settings.database_url))
+
+    @cached_property
+    def services(self) -> bootstrap.Services:
+        """The wired product."""
+        return bootstrap.build_services(self.settings)
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """cardflow: issue temporary smart cards from BPMN workflows."""
+    ctx.obj = CliContext()
+
+
+def _deploy(services: bootstrap.Services, actor: str, check_only: bool) -> None:
+    try:
+        lines = bootstrap.deploy(services, actor, check_only=check_only)
+    except DeployError as error:
+        raise click.ClickException(f"deploy refused, nothing changed:\n{error}") from None
+    for line in lines:
+        click.echo(line)
+
+
+@main.command()
+@click.pass_obj
+def init(obj: CliContext) -> None:
+    """Create or upgrade the database, set up the local CA, deploy processes/, forms/, options/."""
+    from tasks.cardsdk.ca import LocalCA
+    from tasks.cardsdk.stations import ca_folder
+
+    bootstrap.init_database(obj.settings)
+    click.echo(f"database ready: {obj.settings.database_url.split('://')[0]}")
+    if not (ca_folder(obj.instance_path) / "ca.key").exists():
+        LocalCA.init(ca_folder(obj.instance_path), obj.settings.ca_passphrase)
+        click.echo("local CA created")
+    _deploy(obj.services, "cardflow init", check_only=False)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Validate only; deploy nothing.")
+@click.pass_obj
+def deploy(obj: CliContext, check: bool) -> None:
+    """Validate and deploy processes/, forms/ and options/ (all or nothing)."""
+    _deploy(obj.services, "cardflow deploy", check_only=check)
+
+
+@main.group()
+def user() -> None:
+    """Manage console users."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.pass_obj
+def user_add(obj: CliContext, name: str, role: str) -> None:
+    """Add a user; the password is read from stdin when it is not a terminal, else prompted."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat: ") != password:
+            raise click.ClickException("the passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        with unit_of_work(obj.sessions) as session:
+            add_user(session, name, role, password, actor="cardflow user add")
+    except UserError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"user {name} ({role}) added")
+
+
+@main.command("demo-data")
+@click.option("--requested", type=click.IntRange(1, 1_000_000), required=True,
+              help="How many requested cards to add.")
+@click.pass_obj
+def demo_data(obj: CliContext, requested: int) -> None:
+    """Add requested temporary cards to issue."""
+    from tasks.demo import add_requested_cards
+
+    with unit_of_work(obj.sessions) as session:
+        added = add_requested_cards(session, requested, obj.settings.organisation)
+    click.echo(f"{added} requested cards added")
+
+
+@main.command()
+@click.option("--state", help="Only cards in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_obj
+def cards(obj: CliContext, state: str | None, as_json: bool) -> None:
+    """List cards with their state."""
+    from tasks.cards import CardState
+    from tasks.queries import list_cards
+
+    if state and state not in set(CardState):
+        raise click.ClickException(f"unknown state {state!r}; states: {', '.join(CardState)}")
+    with unit_of_work(obj.sessions) as session:
+        rows = [{"number": c.number, "state": c.state, "requested_at": c.requested_at.isoformat()}
+                for c in list_cards(session, state)]
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        for row in rows:
+            click.echo(f"{row['number']}\t{row['state']}")
+
+
+def _serve(obj: CliContext, host: str, port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    from engine.web import create_app
+
+    app = create_app(obj.settings, obj.services)
+    click.echo(f"cardflow serving on http://{host}:{port}/")
+    run_simple(host, port, app, threaded=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True)
+@click.pass_obj
+def run(obj: CliContext, host: str, port: int) -> None:
+    """Serve the web console."""
+    _serve(obj, host, port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True)
+@click.option("--requested", default=200, show_default=True, help="Requested cards to create if none exist.")
+@click.pass_context
+def demo(ctx: click.Context, host: str, port: int, requested: int) -> None:
+    """Initialise, create demo users and cards on first run, and serve: the embedded default."""
+    from tasks.queries import list_cards
+
+    obj: CliContext = ctx.obj
+    ctx.invoke(init)
+    with unit_of_work(obj.sessions) as session:
+        first_run = not list_cards(session)
+    if first_run:
+        ctx.invoke(demo_data, requested=requested)
+        with unit_of_work(obj.sessions) as session:
+            for name, role in (("operator", "operator"), ("admin", "admin"), ("auditor", "auditor")):
+                password = secrets.token_urlsafe(9)
+                add_user(session, name, role, password, actor="cardflow demo")
+                # Shown once, on the terminal of whoever started the demo; stored only hashed.
+                click.echo(f"demo login: {name} / {password}")
+    _serve(obj, host, port)

@@ -1,0 +1,77 @@
+"""Settings from the environment and the instance folder; tests pass their own values."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class StationSettings:
+    """One production station: where its printer spools and how its encoder reaches cards."""
+
+    name: str = "virtual"
+    transport: str = "inprocess"  # inprocess | pcsc
+    reader: str | None = None  # reader name or pattern, for pcsc
+    profile: str = "piv-3des-p256"
+
+
+@dataclass
+class Settings:
+    """Everything the product is configured with; ``from_env`` reads ``CARDFLOW_*`` variables."""
+
+    instance_path: Path
+    database_url: str
+    source_path: Path = PROJECT_ROOT
+    secret_key: str = ""
+    organisation: str = "cardflow demo organisation"
+    station: StationSettings = field(default_factory=StationSettings)
+    ca_passphrase: str = ""
+    custody_key: str | None = None  # base64; by default a 0600 key file in the instance folder
+    runner_threads: int = 2
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read settings from ``CARDFLOW_*`` environment variables with embedded defaults."""
+        env = dict(os.environ if env is None else env)
+        instance = Path(env.get("CARDFLOW_INSTANCE_PATH", PROJECT_ROOT / "instance")).resolve()
+        return cls(
+            instance_path=instance,
+            database_url=env.get("CARDFLOW_DATABASE_URL", f"sqlite:///{instance / 'cardflow.db'}"),
+            source_path=Path(env.get("CARDFLOW_SOURCE_PATH", PROJECT_ROOT)).resolve(),
+            secret_key=env.get("CARDFLOW_SECRET_KEY", ""),
+            organisation=env.get("CARDFLOW_ORGANISATION", cls.organisation),
+            station=StationSettings(
+                name=env.get("CARDFLOW_STATION", "virtual"),
+                transport=env.get("CARDFLOW_STATION_TRANSPORT", "inprocess"),
+                reader=env.get("CARDFLOW_STATION_READER"),
+                profile=env.get("CARDFLOW_CARD_PROFILE", "piv-3des-p256"),
+            ),
+            ca_passphrase=env.get("CARDFLOW_CA_PASSPHRASE", ""),
+            custody_key=env.get("CARDFLOW_CUSTODY_KEY"),
+        )
+
+    def ensure_instance(self) -> None:
+        """Create the instance folder and, unless configured, a persistent random secret key."""
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+        if not self.secret_key:
+            key_file = self.instance_path / "secret_key"
+            if not key_file.exists():
+                key_file.write_text(secrets.token_hex(32))
+                key_file.chmod(0o600)
+            self.secret_key = key_file.read_text().strip()
+        if not self.ca_passphrase:
+            phrase_file = self.instance_path / "ca_passphrase"
+            if not phrase_file.exists():
+                phrase_file.write_text(secrets.token_urlsafe(32))
+                phrase_file.chmod(0o600)
+            self.ca_passphrase = phrase_file.read_text().strip()
+
+    @property
+    def spool_path(self) -> Path:
+        """Where the station's printer writes card images when no print queue is configured."""
+        return self.instance_path / "spool"

@@ -1,0 +1,68 @@
+"""One lock per instance, kept in the database so it holds across threads and processes.
+
+A lease expires instead of locking forever when its holder dies; a live holder renews it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.db import unit_of_work
+from engine.store import Instance, utcnow
+
+LEASE_SECONDS = 120
+
+
+class InstanceBusy(Exception):
+    """Another runner or request is working on this instance right now."""
+
+
+def _take(sessions: sessionmaker[Session], instance_id: str, owner: str, fresh: bool) -> bool:
+    """Take (or, with ``fresh`` False, renew) the lease; True when this owner holds it."""
+    now = utcnow()
+    free = or_(Instance.locked_by.is_(None), Instance.locked_until < now, Instance.locked_by == owner)
+    with unit_of_work(sessions) as session:
+        result = session.execute(
+            update(Instance)
+            .where(Instance.id == instance_id, free if fresh else Instance.locked_by == owner)
+            .values(locked_by=owner, locked_until=now + timedelta(seconds=LEASE_SECONDS))
+        )
+        return result.rowcount == 1
+
+
+def _release(sessions: sessionmaker[Session], instance_id: str, owner: str) -> None:
+    with unit_of_work(sessions) as session:
+        session.execute(
+            update(Instance)
+            .where(Instance.id == instance_id, Instance.locked_by == owner)
+            .values(locked_by=None, locked_until=None)
+        )
+
+
+@contextmanager
+def instance_lease(sessions: sessionmaker[Session], instance_id: str) -> Iterator[str]:
+    """Hold the instance's lease for the block, renewing it while the block runs long."""
+    owner = uuid.uuid4().hex
+    if not _take(sessions, instance_id, owner, fresh=True):
+        raise InstanceBusy(f"Order process {instance_id} is busy; try again in a moment.")
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(LEASE_SECONDS / 3):
+            _take(sessions, instance_id, owner, fresh=False)
+
+    renewer = threading.Thread(target=renew, name=f"lease-{instance_id[:8]}", daemon=True)
+    renewer.start()
+    try:
+        yield owner
+    finally:
+        stop.set()
+        renewer.join()
+        _release(sessions, instance_id, owner)

@@ -1,0 +1,204 @@
+"""Everything a BPMN file must pass before it may be deployed, reported all at once.
+
+SpiffWorkflow's parser checks the XSD and its own structure, but not scripts, conditions,
+service operator names or form files (a typo there would only fail when an order reaches the
+step). This module checks all of them up front, each problem with its file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from lxml import etree
+
+from engine.bpmn_lint import BPMN, lint
+from engine.deploy_errors import DeployError, Problem
+from engine.spiff import BpmnParseError, ScriptError, check_expression, check_script, parse_specs, parse_xml
+
+SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+NS = {"bpmn": BPMN, "spiffworkflow": SPIFF}
+FORM_PROPERTIES = {"formJsonSchemaFilename": "schema", "formUiSchemaFilename": "ui"}
+EXPRESSIONS = ".//bpmn:conditionExpression | .//bpmn:loopCondition | .//bpmn:completionCondition"
+PROPERTIES = "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property"
+SCRIPTS = ".//bpmn:scriptTask/bpmn:script | .//spiffworkflow:preScript | .//spiffworkflow:postScript"
+
+
+@dataclass(frozen=True)
+class ValidatedProcess:
+    """A BPMN file that passed every check, with what its definition row will hold."""
+
+    process_id: str
+    name: str
+    bpmn: str
+    forms: dict[str, str]
+    spec_json: str
+    content_hash: str
+
+
+def validate_process(path: Path, forms_dir: Path, operators: Collection[str]) -> ValidatedProcess:
+    """Check a BPMN file and its forms completely; raise DeployError listing every problem."""
+    file = str(path)
+    data = path.read_bytes()
+    try:
+        root = parse_xml(data).getroot()
+        text = data.decode("utf-8")
+    except etree.XMLSyntaxError as err:
+        problem = Problem(file, err.lineno or None, f"not safe, well-formed XML: {err.msg}")
+        raise DeployError([problem]) from err
+    except UnicodeDecodeError as err:
+        raise DeployError([Problem(file, None, "BPMN files must be UTF-8")]) from err
+
+    problems = [Problem(file, issue.line, f"{issue.element_id}: {issue.reason}") for issue in lint(root)]
+    problems += _check_code(root, file)
+    problems += _check_operators(root, file, operators)
+    forms, form_problems = _load_forms(root, file, forms_dir)
+    problems += form_problems
+    process, process_problems = _executable_process(root, file)
+    problems += process_problems
+    # Reasons here start with the id of the element to blame; SpiffWorkflow's parser would only
+    # repeat, less clearly, a complaint about an element already reported.
+    specs, parse_problems = _parse(root, file, {p.reason.partition(": ")[0] for p in problems})
+    problems += parse_problems
+    if problems:
+        raise DeployError(problems)
+    process_id = process.get("id")
+    return ValidatedProcess(
+        process_id=process_id,
+        name=process.get("name") or process_id,
+        bpmn=text,
+        forms={name: body.decode("utf-8") for name, body in forms.items()},
+        spec_json=specs[process_id],
+        content_hash=_content_hash(data, forms),
+    )
+
+
+def _owner_id(element: etree._Element) -> str:
+    """The id of the nearest BPMN element around ``element`` (the task or flow it belongs to)."""
+    for ancestor in element.iterancestors():
+        if etree.QName(ancestor).namespace == BPMN and ancestor.get("id"):
+            return ancestor.get("id")
+    return ""
+
+
+def _check_code(root: etree._Element, file: str) -> list[Problem]:
+    """Conditions, parameter expressions and scripts must compile under RestrictedPython."""
+    checks = [
+        (node, node.text, check_expression, "condition") for node in root.xpath(EXPRESSIONS, namespaces=NS)
+    ]
+    checks += [(node, node.text, check_script, "script") for node in root.xpath(SCRIPTS, namespaces=NS)]
+    checks += [
+        (node, node.get("value"), check_expression, f"value of parameter '{node.get('id')}'")
+        for node in root.iterfind(".//spiffworkflow:serviceTaskOperator//spiffworkflow:parameter", NS)
+    ]
+    problems = []
+    for node, code, check, what in checks:
+        owner = _owner_id(node)
+        if not (code or "").strip():
+            problems.append(Problem(file, node.sourceline, f"{owner}: empty {what}"))
+            continue
+        try:
+            check(code.strip())
+        except ScriptError as err:
+            problems.append(Problem(file, node.sourceline, f"{owner}: invalid {what}: {err}"))
+    return problems
+
+
+def _check_operators(root: etree._Element, file: str, operators: Collection[str]) -> list[Problem]:
+    """Every service task names a published operator, and its parameters are complete."""
+    problems = []
+    for operator in root.iterfind(".//spiffworkflow:serviceTaskOperator", NS):
+        owner, name = _owner_id(operator), operator.get("id")
+        if name not in operators:
+            known = ", ".join(sorted(operators)) or "none"
+            problems.append(Problem(file, operator.sourceline, f"{owner}: unknown service operator "
+                                                               f"'{name}'; published operators: {known}"))
+        for parameter in operator.iterfind(".//spiffworkflow:parameter", NS):
+            missing = [attr for attr in ("id", "type", "value") if parameter.get(attr) is None]
+            if missing:
+                problems.append(Problem(file, parameter.sourceline,
+                                        f"{owner}: parameter lacks attribute(s) {', '.join(missing)}"))
+    return problems
+
+
+def _load_forms(root: etree._Element, file: str, forms_dir: Path) -> tuple[dict[str, bytes], list[Problem]]:
+    """Read every form a user task names: it must exist, be JSON, and be a valid (UI) schema."""
+    forms: dict[str, bytes] = {}
+    problems = []
+    for task in root.iterfind(".//bpmn:userTask", NS):
+        properties = {
+            prop.get("name"): prop
+            for prop in task.iterfind(PROPERTIES, NS)
+        }
+        if "formJsonSchemaFilename" not in properties:
+            problems.append(Problem(file, task.sourceline, f"{task.get('id')}: user task names no form "
+                                                           "(property formJsonSchemaFilename)"))
+        for prop_name, kind in FORM_PROPERTIES.items():
+            if prop_name in properties:
+                prop = properties[prop_name]
+                reason = _load_form(forms_dir, prop.get("value") or "", kind, forms)
+                if reason:
+                    problems.append(Problem(file, prop.sourceline, f"{task.get('id')}: {reason}"))
+    return forms, problems
+
+
+def _load_form(forms_dir: Path, name: str, kind: str, forms: dict[str, bytes]) -> str | None:
+    """Load one form file into ``forms``; the reason it is unusable, or None."""
+    # A plain file name only: a BPMN upload must not make deploy read files outside forms/.
+    if not name or name != Path(name).name or name.startswith(".") or "\\" in name:
+        return f"form file name {name!r} must be a plain file name inside forms/"
+    path = forms_dir / name
+    if not path.is_file():
+        return f"form file {name} not found in {forms_dir}"
+    body = path.read_bytes()
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return f"form file {name} is not valid UTF-8 JSON: {err}"
+    if kind == "ui":
+        if not isinstance(document, dict):
+            return f"UI schema {name} must be a JSON object"
+    else:
+        try:
+            Draft202012Validator.check_schema(document)
+        except SchemaError as err:
+            return f"form file {name} is not a valid JSON Schema: {err.message}"
+    forms[name] = body
+    return None
+
+
+def _executable_process(root: etree._Element, file: str) -> tuple[etree._Element | None, list[Problem]]:
+    """The one executable process a deployable file must contain."""
+    processes = [p for p in root.iterfind("bpmn:process", NS) if p.get("isExecutable") == "true"]
+    if len(processes) == 1:
+        return processes[0], []
+    return None, [Problem(file, root.sourceline,
+                          f"a BPMN file must hold exactly one executable process, found {len(processes)}")]
+
+
+def _parse(root: etree._Element, file: str, reported: set[str]) -> tuple[dict[str, str], list[Problem]]:
+    """SpiffWorkflow's XSD validation and parse; skip its complaint about an element already reported."""
+    try:
+        return parse_specs(root, file), []
+    except BpmnParseError as err:
+        if err.element_id and err.element_id in reported:
+            return {}, []
+        line = err.line
+        if line is None and err.element_id:
+            found = root.xpath("//*[@id=$id]", id=err.element_id)
+            line = found[0].sourceline if found else None
+        where = f"{err.element_id}: " if err.element_id else ""
+        return {}, [Problem(file, line, f"{where}{err}")]
+
+
+def _content_hash(bpmn: bytes, forms: dict[str, bytes]) -> str:
+    """sha256 over the BPMN and its forms (by name), so editing any of them makes a new version."""
+    digest = hashlib.sha256(b"bpmn\0" + hashlib.sha256(bpmn).digest())
+    for name in sorted(forms):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(forms[name]).digest())
+    return digest.hexdigest()

@@ -1,0 +1,243 @@
+"""Running process instances: start, show the ready user task, complete it, advance the engine.
+
+Web requests only start instances and complete user tasks; the engine steps after them (service
+tasks such as production) run in the runner, under the instance's lease.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine import spiff
+from engine.db import unit_of_work
+from engine.definitions import current_definition
+from engine.leases import instance_lease
+from engine.services import ServiceContext, ServiceRegistry
+from engine.store import AuditEvent, Definition, Instance, OptionVersion, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeFailure(Exception):
+    """An instance cannot do what was asked; the message says why and what to do."""
+
+
+class NotFound(RuntimeFailure):
+    """No such process, instance or ready task."""
+
+
+@dataclass
+class ReadyTask:
+    """The user task an instance waits on, with its form."""
+
+    instance_id: str
+    task_id: str
+    bpmn_id: str
+    title: str
+    form_schema: dict
+    ui_schema: dict
+    data: dict
+
+
+@dataclass
+class InstanceView:
+    """What the console shows of an instance."""
+
+    id: str
+    process_id: str
+    process_name: str
+    process_version: int
+    status: str  # running | completed | error
+    waiting_on: str | None  # title of the ready user task, None while the engine works
+    error: str | None
+    started_by: str
+    started_at: datetime
+
+    @property
+    def busy(self) -> bool:
+        """True while the runner still has engine steps to do."""
+        return self.status == "running" and self.waiting_on is None
+
+
+class Runtime:
+    """Instances of deployed definitions, persisted as serializer JSON without their specs."""
+
+    def __init__(self, sessions: sessionmaker[Session], services: ServiceRegistry,
+                 submit: Callable[[str], None]):
+        self.sessions = sessions
+        self.services = services
+        self._submit = submit
+
+    def start(self, process_id: str, user: str) -> str:
+        """Start the current version of ``process_id`` with a snapshot of the current options."""
+        with unit_of_work(self.sessions) as session:
+            definition = current_definition(session, process_id)
+            if definition is None:
+                raise NotFound(f"Process {process_id} is not deployed; run 'cardflow deploy'.")
+            instance = Instance(id=str(uuid.uuid4()), definition_id=definition.id,
+                                options=_options_snapshot(session), status="running",
+                                state="", started_by=user)
+            workflow = spiff.new_workflow(definition.spec_json, self._script_engine(instance, definition))
+            instance.state = spiff.state_to_json(workflow)
+            session.add(instance)
+            option_versions = {name: snap["version"] for name, snap in instance.options.items()}
+            session.add(AuditEvent(actor=user, action="instance started", instance_id=instance.id,
+                                   detail={"process_id": process_id, "version": definition.version,
+                                           "options": option_versions}))
+        self._submit(instance.id)
+        return instance.id
+
+    def advance(self, instance_id: str) -> None:
+        """Run every engine step that is ready, saving after each one (the runner calls this)."""
+        with instance_lease(self.sessions, instance_id):
+            with unit_of_work(self.sessions) as session:
+                instance, definition = self._load_rows(session, instance_id)
+                if instance.status == "completed":
+                    return
+            workflow = self._workflow(instance, definition)
+            try:
+                workflow.do_engine_steps(did_complete_task=lambda _task: self._save(instance_id, workflow))
+            except Exception as error:  # a handler or script failed: keep the last good state
+                log.exception("instance %s stopped on an error", instance_id)
+                self._mark_error(instance_id, _error_text(error))
+                return
+            self._save(instance_id, workflow, error=None)
+
+    def retry(self, instance_id: str, user: str) -> None:
+        """Put an instance that stopped on an error back in the runner's queue."""
+        with unit_of_work(self.sessions) as session:
+            instance = session.get(Instance, instance_id)
+            if instance is None or instance.status != "error":
+                raise RuntimeFailure("Only an instance that stopped on an error can be retried.")
+            instance.status, instance.error = "running", None
+            session.add(AuditEvent(actor=user, action="instance retried", instance_id=instance_id, detail={}))
+        self._submit(instance_id)
+
+    def ready_task(self, instance_id: str) -> ReadyTask | None:
+        """The user task this instance waits on, or None while it works or after it ended."""
+        with unit_of_work(self.sessions) as session:
+            instance, definition = self._load_rows(session, instance_id)
+        if instance.status != "running":
+            return None
+        task = spiff.ready_user_task(self._workflow(instance, definition))
+        if task is None:
+            return None
+        properties = task.task_spec.extensions.get("properties", {})
+        forms = definition.forms
+        return ReadyTask(
+            instance_id=instance_id,
+            task_id=str(task.id),
+            bpmn_id=task.task_spec.bpmn_id,
+            title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+            form_schema=json.loads(forms[properties["formJsonSchemaFilename"]]),
+            ui_schema=json.loads(forms.get(properties.get("formUiSchemaFilename", ""), "{}")),
+            data=dict(task.data),
+        )
+
+    def complete_task(self, instance_id: str, task_id: str, data: dict[str, Any], user: str) -> None:
+        """Complete the ready user task ``task_id`` with validated form ``data``; queue the rest."""
+        with instance_lease(self.sessions, instance_id):
+            with unit_of_work(self.sessions) as session:
+                instance, definition = self._load_rows(session, instance_id)
+            workflow = self._workflow(instance, definition)
+            task = spiff.ready_user_task(workflow)
+            if instance.status != "running" or task is None or str(task.id) != task_id:
+                raise RuntimeFailure("This step is no longer waiting for input; the page was out of date.")
+            task.data.update(data)
+            task.run()
+            self._save(instance_id, workflow, audit=AuditEvent(
+                actor=user, action="task completed", instance_id=instance_id,
+                detail={"task": task.task_spec.bpmn_id, "title": task.task_spec.bpmn_name, "data": data}))
+        self._submit(instance_id)
+
+    def view(self, instance_id: str) -> InstanceView:
+        """The instance's status for the console."""
+        with unit_of_work(self.sessions) as session:
+            instance, definition = self._load_rows(session, instance_id)
+        waiting = None
+        if instance.status == "running":
+            task = spiff.ready_user_task(self._workflow(instance, definition))
+            waiting = (task.task_spec.bpmn_name or task.task_spec.bpmn_id) if task else None
+        return InstanceView(instance.id, definition.process_id, definition.name, definition.version,
+                            instance.status, waiting, instance.error, instance.started_by,
+                            instance.started_at)
+
+    def open_instances(self, user: str | None = None) -> list[InstanceView]:
+        """Instances not yet completed (of ``user`` when given), newest first: the inbox."""
+        with unit_of_work(self.sessions) as session:
+            query = select(Instance.id).where(Instance.status != "completed")
+            if user is not None:
+                query = query.where(Instance.started_by == user)
+            ids = session.scalars(query.order_by(Instance.started_at.desc())).all()
+        return [self.view(instance_id) for instance_id in ids]
+
+    def pending_instances(self) -> list[str]:
+        """Running instances, to hand to the runner after a restart: interrupted work resumes."""
+        with unit_of_work(self.sessions) as session:
+            return list(session.scalars(select(Instance.id).where(Instance.status == "running")))
+
+    def state_size(self, instance_id: str) -> int:
+        """Bytes of stored workflow state (kept small: per-card data lives in tables)."""
+        with unit_of_work(self.sessions) as session:
+            return len(session.get(Instance, instance_id).state.encode())
+
+    def _load_rows(self, session: Session, instance_id: str) -> tuple[Instance, Definition]:
+        instance = session.get(Instance, instance_id)
+        if instance is None:
+            raise NotFound(f"No order process {instance_id}.")
+        return instance, session.get(Definition, instance.definition_id)
+
+    def _workflow(self, instance: Instance, definition: Definition):
+        return spiff.state_from_json(instance.state, definition.spec_json,
+                                     self._script_engine(instance, definition))
+
+    def _script_engine(self, instance: Instance, definition: Definition) -> spiff.ScriptEngine:
+        context = ServiceContext(instance_id=instance.id, process_id=definition.process_id,
+                                 process_version=definition.version, user=instance.started_by,
+                                 options=instance.options)
+        return spiff.ScriptEngine(spiff.RestrictedEnvironment(
+            lambda name, params: self.services.call(name, params, context)))
+
+    def _save(self, instance_id: str, workflow, error: str | None = None,
+              audit: AuditEvent | None = None) -> None:
+        with unit_of_work(self.sessions) as session:
+            instance = session.get(Instance, instance_id)
+            instance.state = spiff.state_to_json(workflow)
+            instance.status = "completed" if workflow.is_completed() else "running"
+            instance.error = error
+            instance.updated_at = utcnow()
+            if audit is not None:
+                session.add(audit)
+            if workflow.is_completed():
+                session.add(AuditEvent(actor=instance.started_by, action="instance completed",
+                                       instance_id=instance_id, detail={}))
+
+    def _mark_error(self, instance_id: str, message: str) -> None:
+        with unit_of_work(self.sessions) as session:
+            instance = session.get(Instance, instance_id)
+            instance.status, instance.error, instance.updated_at = "error", message, utcnow()
+            session.add(AuditEvent(actor="runner", action="instance error", instance_id=instance_id,
+                                   detail={"error": message}))
+
+
+def _options_snapshot(session: Session) -> dict[str, dict]:
+    """The current version of every option set, copied into the instance when it starts."""
+    latest: dict[str, OptionVersion] = {}
+    for row in session.scalars(select(OptionVersion).order_by(OptionVersion.version)):
+        latest[row.name] = row
+    return {name: {"version": row.version, "values": row.values} for name, row in latest.items()}
+
+
+def _error_text(error: Exception) -> str:
+    """The innermost readable message of a task error."""
+    inner = getattr(error, "exception", None) or error.__cause__
+    return str(inner or error)

@@ -1,0 +1,126 @@
+"""Custody of per-card secrets (PIN, PUK, management key), encrypted with AES-GCM at rest.
+
+Each secret is bound to its card, attempt and kind through the AES-GCM associated data, so a row
+copied onto another card or kind fails to decrypt. Secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from tasks.cardsdk.piv.errors import CustodyError
+from tasks.cardsdk.records import CustodySecret
+
+KEY_FILE = "custody.key"
+KINDS = ("pin", "puk", "management_key")
+
+
+def load_or_create_key(instance_path: Path) -> bytes:
+    """The custody key from ``instance_path/custody.key``; created (32 random bytes, 0600) if absent."""
+    path = Path(instance_path) / KEY_FILE
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) != 32:
+            raise ValueError(f"{path} does not hold a 32-byte custody key") from None
+        return key
+    key = AESGCM.generate_key(bit_length=256)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def key_from_config(value: str) -> bytes:
+    """A custody key given in configuration as base64 (16, 24 or 32 bytes)."""
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the configured custody key is not valid base64") from None
+    if len(key) not in (16, 24, 32):
+        raise ValueError("the configured custody key must decode to 16, 24 or 32 bytes")
+    return key
+
+
+class Custody:
+    """Encrypted storage of card secrets, one row per (card, attempt, kind)."""
+
+    def __init__(self, sessions: sessionmaker, key: bytes) -> None:
+        """Use ``sessions`` for the rows and ``key`` (AES-128/192/256) to seal them."""
+        self.sessions = sessions
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        """Never show the key."""
+        return "Custody(<sealed>)"
+
+    @staticmethod
+    def _context(card_id: int, attempt_ref: str, kind: str) -> bytes:
+        """Associated data tying a ciphertext to its card, attempt and kind."""
+        return f"{card_id}\x1f{attempt_ref}\x1f{kind}".encode()
+
+    def store(self, card_id: int, attempt_ref: str, secrets: dict[str, str]) -> None:
+        """Seal and store ``secrets`` (kind -> value) for one attempt, in one transaction."""
+        with self.sessions.begin() as session:
+            for kind, value in secrets.items():
+                if kind not in KINDS:
+                    raise ValueError(f"unknown secret kind {kind!r}")
+                nonce = os.urandom(12)
+                sealed = self._aead.encrypt(nonce, value.encode(), self._context(card_id, attempt_ref, kind))
+                session.add(
+                    CustodySecret(
+                        card_id=card_id, attempt_ref=attempt_ref, kind=kind, nonce=nonce, ciphertext=sealed
+                    )
+                )
+
+    def release(self, card_id: int, attempt_ref: str | None = None) -> dict[str, str]:
+        """Decrypt the PIN and PUK of ``attempt_ref`` (default: the card's latest attempt)."""
+        return self._open(card_id, attempt_ref, ("pin", "puk"))
+
+    def management_key(self, card_id: int, attempt_ref: str | None = None) -> bytes:
+        """The card's management key (to wipe or re-personalise a card)."""
+        return bytes.fromhex(self._open(card_id, attempt_ref, ("management_key",))["management_key"])
+
+    def _open(self, card_id: int, attempt_ref: str | None, kinds: tuple[str, ...]) -> dict[str, str]:
+        """Decrypt ``kinds`` of one attempt; the result also names the attempt."""
+        with self.sessions() as session:
+            if attempt_ref is None:
+                attempt_ref = session.scalar(
+                    select(CustodySecret.attempt_ref)
+                    .where(CustodySecret.card_id == card_id)
+                    .order_by(CustodySecret.created_at.desc(), CustodySecret.id.desc())
+                    .limit(1)
+                )
+                if attempt_ref is None:
+                    raise CustodyError(f"Custody holds no secrets for card {card_id}.")
+            rows = session.scalars(
+                select(CustodySecret).where(
+                    CustodySecret.card_id == card_id,
+                    CustodySecret.attempt_ref == attempt_ref,
+                    CustodySecret.kind.in_(kinds),
+                )
+            ).all()
+        found = {"attempt_ref": attempt_ref}
+        for row in rows:
+            try:
+                plain = self._aead.decrypt(
+                    row.nonce, row.ciphertext, self._context(card_id, attempt_ref, row.kind)
+                )
+            except InvalidTag:
+                raise CustodyError(
+                    f"Custody could not decrypt the {row.kind} of card {card_id}: wrong custody key or "
+                    "tampered record."
+                ) from None
+            found[row.kind] = plain.decode()
+        missing = [kind for kind in kinds if kind not in found]
+        if missing:
+            raise CustodyError(f"Custody lacks the {', '.join(missing)} of card {card_id}.")
+        return found

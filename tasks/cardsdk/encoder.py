@@ -1,0 +1,220 @@
+"""The encoder: personalises one blank PIV card for one CardJob.
+
+Sequence: select, authenticate with the factory management key, secrets to custody, PIN and PUK
+changed, per certificate type a key generated on the card and its certificate issued and
+written, CHUID and CCC written, and last the management key replaced by the card's own. A failure
+after a certificate was issued revokes the attempt's certificates before the error is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from typing import Protocol
+
+from cryptography.hazmat.primitives import serialization
+
+from tasks.cardsdk.ca import CertificateAuthority
+from tasks.cardsdk.custody import Custody
+from tasks.cardsdk.job import CardJob, CardSdkError, EncodeResult
+from tasks.cardsdk.piv import profiles
+from tasks.cardsdk.piv.apdu import tlv
+from tasks.cardsdk.piv.client import PivClient
+from tasks.cardsdk.piv.errors import CaRefusedError, EncodingFailedError
+from tasks.cardsdk.piv.profiles import SLOTS, CardProfile
+from tasks.cardsdk.piv.transport import PcscCardSource, Transport, VirtualCardSource
+
+log = logging.getLogger(__name__)
+
+# FASC-N of a non-federal issuer (agency, system and credential 9999/9999/999999), as PIV-I uses.
+NON_FEDERAL_FASCN = bytes.fromhex("d4e739da739ced39ce739d836858210842108421c84210c3eb")
+GUID_NAMESPACE = uuid.UUID("6f2b1f0e-8c55-4e0c-9a43-2d8e7f1c0b7a")
+
+
+class CardSource(Protocol):
+    """Hands out a transport to the next blank card."""
+
+    def next_card(self) -> Transport:
+        """Connect to the next card to encode."""
+        ...
+
+
+def random_digits(length: int) -> str:
+    """A uniformly random string of decimal digits (for PINs and PUKs)."""
+    return "".join(secrets.choice("0123456789") for _ in range(length))
+
+
+def card_guid(card_id: int) -> bytes:
+    """The CHUID GUID of a card: stable per card id, so every attempt of a card carries the same one."""
+    return uuid.uuid5(GUID_NAMESPACE, f"cardflow-card-{card_id}").bytes
+
+
+def build_chuid(job: CardJob) -> bytes:
+    """The CHUID content: FASC-N, GUID, expiry date, empty issuer signature, LRC."""
+    return (
+        tlv(0x30, NON_FEDERAL_FASCN)
+        + tlv(0x34, card_guid(job.card_id))
+        + tlv(0x35, job.valid_until.strftime("%Y%m%d").encode())
+        + tlv(0x3E, b"")
+        + tlv(0xFE, b"")
+    )
+
+
+def build_ccc(job: CardJob) -> bytes:
+    """The Card Capability Container (SP 800-73-4 part 1, table 8), version 2.1."""
+    card_identifier = bytes.fromhex("A000000116FF02") + card_guid(job.card_id)[:14]
+    fields = [(0xF0, card_identifier), (0xF1, b"\x21"), (0xF2, b"\x21"), (0xF3, b""), (0xF4, b"\x00")]
+    fields += [(0xF5, b"\x10"), (0xF6, b""), (0xF7, b""), (0xFA, b""), (0xFB, b""), (0xFC, b"")]
+    fields += [(0xFD, b""), (0xFE, b"")]
+    return b"".join(tlv(tag, value) for tag, value in fields)
+
+
+class Encoder:
+    """Personalises cards from ``card_source`` with certificates from ``ca``, secrets to ``custody``."""
+
+    def __init__(
+        self, card_source: CardSource, ca: CertificateAuthority, custody: Custody, profile: CardProfile
+    ) -> None:
+        """Wire the encoder; ``timings`` holds the seconds spent per part in the last ``encode``."""
+        self.card_source = card_source
+        self.ca = ca
+        self.custody = custody
+        self.profile = profile
+        self.timings = {"apdu": 0.0, "ca": 0.0, "custody": 0.0}
+
+    def encode(self, job: CardJob) -> EncodeResult:
+        """Personalise the next card for ``job``; raises only CardSdkError subclasses."""
+        self._check_job(job)
+        self.timings = dict.fromkeys(self.timings, 0.0)
+        issued: list[str] = []
+        transport = self.card_source.next_card()
+        try:
+            return self._personalise(job, transport, issued)
+        except CardSdkError as error:
+            self._revoke_after_failure(job, issued)
+            log.warning("encoding of card %s (%s) failed: %s", job.card_number, job.attempt_ref, error)
+            raise
+        except Exception as error:
+            self._revoke_after_failure(job, issued)
+            log.exception("encoding of card %s (%s) failed unexpectedly", job.card_number, job.attempt_ref)
+            raise EncodingFailedError(
+                f"Encoding stopped on an unexpected error ({type(error).__name__}). Set the card aside "
+                "and tell the administrator."
+            ) from error
+        finally:
+            transport.close()
+
+    def _check_job(self, job: CardJob) -> None:
+        """Refuse jobs the card stock cannot take, before touching a card."""
+        low, high = self.profile.pin_length
+        if not low <= job.pin_length <= high:
+            raise EncodingFailedError(
+                f"A PIN of {job.pin_length} digits does not fit this card ({low}-{high})."
+            )
+        low, high = self.profile.puk_length
+        if not low <= job.puk_length <= high:
+            raise EncodingFailedError(
+                f"A PUK of {job.puk_length} digits does not fit this card ({low}-{high})."
+            )
+        for certificate_type in job.certificates:
+            if certificate_type not in self.profile.slot_algorithms:
+                raise EncodingFailedError(
+                    f"Card profile {self.profile.name!r} cannot hold a {certificate_type!r} certificate."
+                )
+
+    def _timed(self, part: str, function, *args, **kwargs):
+        """Run ``function`` and add its duration to ``timings[part]``."""
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.timings[part] += time.perf_counter() - started
+
+    def _personalise(self, job: CardJob, transport: Transport, issued: list[str]) -> EncodeResult:
+        """The personalisation sequence proper."""
+        profile = self.profile
+        client = PivClient(lambda apdu: self._timed("apdu", transport.transmit, apdu))
+        client.select()
+        client.authenticate(profile.management_key, profile.management_algorithm)
+        pin, puk = random_digits(job.pin_length), random_digits(job.puk_length)
+        new_key = secrets.token_bytes(len(profile.management_key))
+        # Secrets reach custody before the card: a card whose new PIN was lost would be spoiled.
+        self._timed(
+            "custody",
+            self.custody.store,
+            job.card_id,
+            job.attempt_ref,
+            {"pin": pin, "puk": puk, "management_key": new_key.hex()},
+        )
+        client.change_pin(profile.factory_pin, pin)
+        client.change_puk(profile.factory_puk, puk)
+        for certificate_type in job.certificates:
+            algorithm = profile.algorithm_for(certificate_type)
+            slot, object_tag = SLOTS[certificate_type]["slot"], SLOTS[certificate_type]["object"]
+            public_key = client.generate_key(slot, algorithm)
+            certificate = self._timed("ca", self._issue, public_key, job, certificate_type)
+            issued.append(f"{certificate.serial_number:X}")
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            client.put_object(object_tag, tlv(0x70, der) + tlv(0x71, b"\x00") + tlv(0xFE, b""))
+        client.put_object(profiles.OBJECT_CHUID, build_chuid(job))
+        client.put_object(profiles.OBJECT_CCC, build_ccc(job))
+        client.set_management_key(new_key, profile.management_algorithm)
+        # Prove the card took the key custody holds, while the card is still in the reader.
+        client.authenticate(new_key, profile.management_algorithm)
+        client.verify_pin(pin)
+        chip_serial = client.serial() or card_guid(job.card_id).hex()
+        log.info("encoded card %s (%s): %d certificates", job.card_number, job.attempt_ref, len(issued))
+        return EncodeResult(chip_serial=chip_serial, certificate_serials=issued)
+
+    def _issue(self, public_key, job: CardJob, certificate_type: str):
+        """Ask the CA for one certificate; any CA failure becomes CaRefusedError."""
+        try:
+            return self.ca.issue(
+                public_key,
+                job.card_number,
+                certificate_type,
+                job.validity_days,
+                job.attempt_ref,
+                card_number=job.card_number,
+            )
+        except CardSdkError:
+            raise
+        except Exception as error:
+            raise CaRefusedError(
+                f"The CA did not issue the {certificate_type} certificate ({error})."
+            ) from error
+
+    def _revoke_after_failure(self, job: CardJob, issued: list[str]) -> None:
+        """Revoke what this attempt got issued; the original error stays the one reported."""
+        if not issued:
+            return
+        try:
+            self.ca.revoke_attempt(job.attempt_ref, "cessationOfOperation")
+        except Exception:
+            log.exception("could not revoke the certificates of %s; revoke them by hand", job.attempt_ref)
+
+    def revoke_attempt(self, attempt_ref: str, reason: str) -> list[str]:
+        """Revoke every certificate of ``attempt_ref`` (a misprint or spoiled card); returns serials."""
+        try:
+            return self.ca.revoke_attempt(attempt_ref, reason)
+        except CardSdkError:
+            raise
+        except Exception as error:
+            raise CaRefusedError(
+                f"The CA could not revoke the certificates of {attempt_ref} ({error})."
+            ) from error
+
+
+def build_encoder(
+    transport: str, reader: str | None, profile: str, ca: CertificateAuthority, custody: Custody
+) -> Encoder:
+    """An encoder for ``transport`` "inprocess" (a fresh virtual card per job) or "pcsc" (``reader``)."""
+    if transport == "inprocess":
+        source: CardSource = VirtualCardSource()
+    elif transport == "pcsc":
+        source = PcscCardSource(reader)
+    else:
+        raise ValueError(f"unknown card transport {transport!r}; use 'inprocess' or 'pcsc'")
+    return Encoder(source, ca, custody, profiles.get(profile))

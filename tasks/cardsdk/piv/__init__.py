@@ -1,0 +1,1 @@
+"""PIV card edge: APDUs, a client, transports, a virtual card and card profiles."""

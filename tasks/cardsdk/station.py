@@ -1,0 +1,54 @@
+"""A production station: its printer and, when it has one, its encoder, used as one machine."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tasks.cardsdk.job import CardJob, CardSdkError, EncodeResult, ProductionResult
+from tasks.cardsdk.printer import SpoolPrinter
+
+
+class Encoder(Protocol):
+    """Personalises the chip of the card in the station (see tasks.cardsdk.encoder)."""
+
+    def encode(self, job: CardJob) -> EncodeResult:
+        """Encode one card or raise CardSdkError."""
+
+    def revoke_attempt(self, attempt_ref: str, reason: str) -> int:
+        """Revoke the certificates issued for one production attempt."""
+
+
+class Station:
+    """Encodes (when the options say so), then prints; either failing fails the card."""
+
+    def __init__(self, printer: SpoolPrinter, encoder: Encoder | None = None, name: str = "virtual",
+                 unavailable: str | None = None):
+        self.printer = printer
+        self.encoder = encoder
+        self.name = name
+        # Why this station has no encoder (e.g. the CA is not set up), told to the operator.
+        self.unavailable = unavailable
+
+    def produce(self, job: CardJob, attempt_label: str) -> ProductionResult:
+        """Produce one physical card; raises CardSdkError with the operator-facing reason."""
+        encoded = None
+        if job.encode:
+            if self.encoder is None:
+                raise CardSdkError(self.unavailable or f"Station {self.name} has no encoder; turn "
+                                   "encoding off or use a station with a card reader.")
+            encoded = self.encoder.encode(job)
+        try:
+            printed = self.printer.print_card(job, attempt_label)
+        except CardSdkError:
+            if encoded is not None:
+                self.spoil(job.attempt_ref, "printing failed after encoding")
+            raise
+        return ProductionResult(
+            physical_serial=encoded.chip_serial if encoded else printed.serial,
+            files=[str(printed.front_png), str(printed.back_png), str(printed.pdf)],
+            certificate_serials=list(encoded.certificate_serials) if encoded else [],
+        )
+
+    def spoil(self, attempt_ref: str, reason: str) -> int:
+        """A physical card is waste: revoke what was issued for it. Returns certificates revoked."""
+        return self.encoder.revoke_attempt(attempt_ref, reason) if self.encoder else 0

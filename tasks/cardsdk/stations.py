@@ -1,0 +1,38 @@
+"""Building a production station from its configuration: printer, CA, custody and encoder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+from tasks.cardsdk.ca import LocalCA
+from tasks.cardsdk.custody import Custody, key_from_config, load_or_create_key
+from tasks.cardsdk.encoder import build_encoder
+from tasks.cardsdk.job import CardSdkError
+from tasks.cardsdk.printer import SpoolPrinter
+from tasks.cardsdk.station import Station
+
+log = logging.getLogger(__name__)
+
+
+def ca_folder(instance_path: Path) -> Path:
+    """Where the local CA keeps its (encrypted) key and certificate."""
+    return instance_path / "ca"
+
+
+def build_station(config, instance_path: Path, ca_passphrase: str, custody_key: str | None,
+                  sessions: sessionmaker) -> Station:
+    """A station per ``config`` (name, transport, reader, profile); without a CA it only prints.
+
+    ``config`` is any object with ``name``, ``transport``, ``reader`` and ``profile``.
+    """
+    key = key_from_config(custody_key) if custody_key else load_or_create_key(instance_path)
+    try:
+        ca = LocalCA(ca_folder(instance_path), ca_passphrase, sessions)
+    except CardSdkError as error:
+        log.warning("station %s cannot encode: %s", config.name, error)
+        return Station(SpoolPrinter(), None, config.name, unavailable=str(error))
+    encoder = build_encoder(config.transport, config.reader, config.profile, ca, Custody(sessions, key))
+    return Station(SpoolPrinter(), encoder, config.name)

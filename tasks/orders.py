@@ -1,0 +1,180 @@
+"""Batch orders: open, select, reserve, ask for repeats, release, complete.
+
+Every function is idempotent for its order, so a step re-run after a crash changes nothing twice.
+The one-open-order rule is the ``reservations`` primary key; the checks here only turn a
+conflict into a message that names the card and the order holding it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tasks.cards import CardState
+from tasks.errors import NotFoundError, OrderClosedError, SelectionError
+from tasks.queries import SearchFilter, requested_cards
+from tasks.recording import Actor, move_card
+from tasks.store import Card, Order, OrderCard, Reservation, Selection, utcnow
+
+
+def open_order(session: Session, instance_id: str, process_id: str, process_version: int,
+               options_name: str, options_version: int, options: dict, user: str) -> Order:
+    """The order of ``instance_id``, created with its option snapshot on first call."""
+    order = session.scalar(select(Order).where(Order.instance_id == instance_id))
+    if order is None:
+        order = Order(instance_id=instance_id, process_id=process_id, process_version=process_version,
+                      options_name=options_name, options_version=options_version, options=options,
+                      status="open", created_by=user)
+        session.add(order)
+        session.flush()
+    return order
+
+
+def get_open_order(session: Session, order_id: int) -> Order:
+    """The order, which must still be open."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFoundError(f"No order {order_id}.")
+    if order.status != "open":
+        raise OrderClosedError(f"Order {order_id} is {order.status}; it cannot be changed.")
+    return order
+
+
+def _taken_message(session: Session, card_ids, order_id: int) -> str | None:
+    """A message naming the first of ``card_ids`` that another open order holds, if any."""
+    row = session.execute(
+        select(Card.number, Reservation.order_id)
+        .join(Reservation, Reservation.card_id == Card.id)
+        .where(Card.id.in_(card_ids), Reservation.order_id != order_id)
+        .order_by(Card.number).limit(1)).first()
+    if row is None:
+        return None
+    return f"Card {row.number} is already taken by order {row.order_id}; choose other cards."
+
+
+def stage_selection(session: Session, order_id: int, card_ids: list[int] | None = None,
+                    match: SearchFilter | None = None) -> int:
+    """Replace the order's ticked cards with ``card_ids`` or all cards that ``match``."""
+    get_open_order(session, order_id)
+    if card_ids:
+        wanted = sorted(set(card_ids))
+        found = dict(session.execute(select(Card.id, Card.state).where(Card.id.in_(wanted))).all())
+        unknown = [str(cid) for cid in wanted if cid not in found]
+        if unknown:
+            raise SelectionError(f"Unknown card id(s): {', '.join(unknown[:10])}. Search again.")
+        numbers = dict(session.execute(select(Card.id, Card.number).where(Card.id.in_(wanted))).all())
+        wrong = [f"{numbers[cid]} ({found[cid]})" for cid in wanted if found[cid] != CardState.REQUESTED]
+        if wrong:
+            raise SelectionError(f"Only requested cards can be issued; not: {', '.join(wrong[:10])}.")
+        taken = _taken_message(session, wanted, order_id)
+        if taken:
+            raise SelectionError(taken)
+        source = select(Card.id).where(Card.id.in_(wanted))
+    elif match is not None:
+        held_elsewhere = select(Reservation.card_id).where(Reservation.order_id != order_id)
+        source = requested_cards(match).where(Card.id.not_in(held_elsewhere))
+    else:
+        raise SelectionError("Select at least one card, or tick \"Select all matching\".")
+    session.execute(delete(Selection).where(Selection.order_id == order_id))
+    count = session.execute(insert(Selection).from_select(
+        ["order_id", "card_id"], select(literal(order_id), source.subquery().c.id))).rowcount
+    if not count:
+        raise SelectionError("No available requested card matches; change the search.")
+    return count
+
+
+def reserve(session: Session, order_id: int) -> dict:
+    """Turn the staged selection into reservations; ``ok`` False names a card taken meanwhile."""
+    order = get_open_order(session, order_id)
+    held = session.scalar(select(func.count()).where(Reservation.order_id == order_id))
+    if held:
+        return {"ok": True, "count": held, "error": None}
+    staged = select(Selection.card_id).where(Selection.order_id == order_id)
+    card_ids = list(session.scalars(staged))
+    if not card_ids:
+        return {"ok": False, "count": 0, "error": "No cards are selected; search and tick cards."}
+    not_requested = session.scalar(select(Card.number).where(
+        Card.id.in_(staged), Card.state != CardState.REQUESTED).limit(1))
+    if not_requested:
+        return {"ok": False, "count": 0, "error": f"Card {not_requested} is no longer requested."}
+    taken = _taken_message(session, staged, order_id)
+    if taken:
+        return {"ok": False, "count": 0, "error": taken}
+    try:
+        with session.begin_nested():
+            session.execute(insert(Reservation).from_select(
+                ["card_id", "order_id"], select(Selection.card_id, literal(order.id))
+                .where(Selection.order_id == order_id)))
+    except IntegrityError:
+        # Another order reserved one of these cards between our check and our insert.
+        return {"ok": False, "count": 0,
+                "error": _taken_message(session, staged, order_id) or "A selected card was taken."}
+    session.execute(insert(OrderCard).from_select(
+        ["order_id", "card_id", "status", "repeat_requested"],
+        select(literal(order_id), Selection.card_id, literal("pending"), literal(False))
+        .where(Selection.order_id == order_id)))
+    session.execute(delete(Selection).where(Selection.order_id == order_id))
+    return {"ok": True, "count": len(card_ids), "error": None}
+
+
+def request_repeat(session: Session, order_id: int, card_ids: list[int], misprints: dict[int, str]) -> int:
+    """Mark the cards to produce again: failed ones, or produced ones marked misprinted with a reason."""
+    get_open_order(session, order_id)
+    wanted = sorted(set(card_ids) | set(misprints))
+    if not wanted:
+        raise SelectionError("Tick the cards to produce again.")
+    items = {item.card_id: item for item in session.scalars(
+        select(OrderCard).where(OrderCard.order_id == order_id, OrderCard.card_id.in_(wanted)))}
+    outside = [str(cid) for cid in wanted if cid not in items]
+    if outside:
+        raise SelectionError(f"Card id(s) {', '.join(outside[:10])} are not in this order.")
+    numbers = dict(session.execute(select(Card.id, Card.number).where(Card.id.in_(wanted))).all())
+    for cid in wanted:
+        item, reason = items[cid], (misprints.get(cid) or "").strip()
+        if cid in misprints and not reason:
+            raise SelectionError(f"Card {numbers[cid]}: say why it is misprinted.")
+        if item.status == "produced" and not reason:
+            raise SelectionError(f"Card {numbers[cid]} was produced correctly; mark it misprinted "
+                                 "with a reason to produce it again.")
+        if item.status == "pending":
+            raise SelectionError(f"Card {numbers[cid]} has not been produced yet.")
+    for cid in wanted:
+        items[cid].repeat_requested = True
+        items[cid].misprint_reason = (misprints.get(cid) or "").strip() or None
+    return len(wanted)
+
+
+def release(session: Session, order_id: int, user: str) -> dict:
+    """Cancel an order before production: no card changes, its reservations are freed."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFoundError(f"No order {order_id}.")
+    if order.status == "open":
+        order.status, order.closed_at = "cancelled", utcnow()
+    session.execute(delete(Reservation).where(Reservation.order_id == order_id))
+    session.execute(delete(Selection).where(Selection.order_id == order_id))
+    session.execute(update(OrderCard).where(OrderCard.order_id == order_id, OrderCard.status == "pending")
+                    .values(status="released"))
+    return {"status": order.status}
+
+
+def complete(session: Session, order_id: int, outcome: str, user: str) -> dict:
+    """End an order (``completed`` or ``cancelled``); its failed cards go back to requested."""
+    if outcome not in ("completed", "cancelled"):
+        raise ValueError(f"outcome must be completed or cancelled, not {outcome!r}")
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFoundError(f"No order {order_id}.")
+    returned = 0
+    if order.status == "open":
+        actor = Actor(user, order)
+        failed = session.scalars(select(Card).join(OrderCard, OrderCard.card_id == Card.id).where(
+            OrderCard.order_id == order_id, Card.state == CardState.FAILED)).all()
+        for card in failed:
+            move_card(session, card, CardState.REQUESTED, actor,
+                      f"Order {order_id} {outcome} with the card's production failed; back to requested.")
+            returned += 1
+        order.status, order.closed_at = outcome, utcnow()
+    session.execute(delete(Reservation).where(Reservation.order_id == order_id))
+    return {"status": order.status, "returned_to_requested": returned}

@@ -1,0 +1,167 @@
+"""Read-only views of cards and orders for the console: search, lists, progress, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from math import ceil
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from tasks.cards import CardState
+from tasks.errors import NotFoundError
+from tasks.store import Card, CardEvent, Order, OrderCard, ProductionAttempt, Reservation, utcnow
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """The card picker's filter: card number (prefix) and request date range (inclusive)."""
+
+    number: str | None = None
+    requested_from: date | None = None
+    requested_to: date | None = None
+
+
+@dataclass
+class CardRow:
+    """One line of the search result."""
+
+    id: int
+    number: str
+    state: str
+    requested_at: datetime
+    reserved_by: int | None = None
+
+
+@dataclass
+class Page:
+    """A page of results and where it sits among all of them."""
+
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least 1)."""
+        return max(1, ceil(self.total / self.per_page))
+
+
+CardPage = Page
+OrderCardPage = Page
+
+
+@dataclass
+class OrderCardView:
+    """A card of an order with its latest production attempt."""
+
+    card_id: int
+    number: str
+    state: str
+    status: str
+    repeat_requested: bool
+    misprint_reason: str | None
+    attempt: int = 0
+    error: str | None = None
+    physical_serial: str | None = None
+    files: list[str] = field(default_factory=list)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=utcnow().tzinfo)
+
+
+def requested_cards(match: SearchFilter) -> Select:
+    """The select of requested cards matching ``match`` (shared by search and select-all)."""
+    query = select(Card.id).where(Card.state == CardState.REQUESTED)
+    if match.number:
+        query = query.where(Card.number.like(f"{_escape_like(match.number.strip())}%", escape="\\"))
+    if match.requested_from:
+        query = query.where(Card.requested_at >= _day_start(match.requested_from))
+    if match.requested_to:
+        query = query.where(Card.requested_at < _day_start(match.requested_to + timedelta(days=1)))
+    return query
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_requested(session: Session, number: str | None = None, requested_from: date | None = None,
+                     requested_to: date | None = None, page: int = 1, per_page: int = 50) -> Page:
+    """Requested cards matching the filter, oldest request first, one page of them."""
+    match = SearchFilter(number, requested_from, requested_to)
+    ids = requested_cards(match).subquery()
+    total = session.scalar(select(func.count()).select_from(ids)) or 0
+    page = max(1, min(page, max(1, ceil(total / per_page))))
+    rows = session.execute(
+        select(Card.id, Card.number, Card.state, Card.requested_at, Reservation.order_id)
+        .join(ids, ids.c.id == Card.id)
+        .outerjoin(Reservation, Reservation.card_id == Card.id)
+        .order_by(Card.requested_at, Card.id)
+        .limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return Page([CardRow(*row) for row in rows], total, page, per_page)
+
+
+def order_for_instance(session: Session, instance_id: str) -> Order | None:
+    """The order a process instance works on."""
+    return session.scalar(select(Order).where(Order.instance_id == instance_id))
+
+
+def order_cards(session: Session, order_id: int, page: int = 1, per_page: int = 100) -> Page:
+    """The order's cards with their latest attempt, by card number."""
+    total = session.scalar(select(func.count()).where(OrderCard.order_id == order_id)) or 0
+    page = max(1, min(page, max(1, ceil(total / per_page))))
+    latest = (select(ProductionAttempt.card_id, func.max(ProductionAttempt.attempt).label("attempt"))
+              .where(ProductionAttempt.order_id == order_id)
+              .group_by(ProductionAttempt.card_id).subquery())
+    rows = session.execute(
+        select(OrderCard, Card, ProductionAttempt)
+        .join(Card, Card.id == OrderCard.card_id)
+        .outerjoin(latest, latest.c.card_id == OrderCard.card_id)
+        .outerjoin(ProductionAttempt, (ProductionAttempt.order_id == order_id)
+                   & (ProductionAttempt.card_id == OrderCard.card_id)
+                   & (ProductionAttempt.attempt == latest.c.attempt))
+        .where(OrderCard.order_id == order_id)
+        .order_by(Card.number).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    items = []
+    for item, card, attempt in rows:
+        view = OrderCardView(card.id, card.number, card.state, item.status, item.repeat_requested,
+                             item.misprint_reason)
+        if attempt is not None:
+            view.attempt, view.error = attempt.attempt, attempt.error
+            view.physical_serial, view.files = attempt.physical_serial, list(attempt.files or [])
+        items.append(view)
+    return Page(items, total, page, per_page)
+
+
+def progress(session: Session, order_id: int) -> dict[str, int]:
+    """How many of the order's cards are pending, produced and failed."""
+    counts = dict(session.execute(
+        select(OrderCard.status, func.count()).where(OrderCard.order_id == order_id)
+        .group_by(OrderCard.status)).all())
+    result = {status: counts.get(status, 0) for status in ("pending", "produced", "failed")}
+    result["total"] = sum(counts.values())
+    return result
+
+
+def card_history(session: Session, number: str) -> tuple[Card, list[CardEvent]]:
+    """A card and its recorded state changes, oldest first."""
+    card = session.scalar(select(Card).where(Card.number == number))
+    if card is None:
+        raise NotFoundError(f"No card with number {number}.")
+    events = session.scalars(select(CardEvent).where(CardEvent.card_id == card.id)
+                             .order_by(CardEvent.at, CardEvent.id)).all()
+    return card, list(events)
+
+
+def list_cards(session: Session, state: str | None = None) -> list[Card]:
+    """Every card (of ``state`` when given), by number: the CLI's listing."""
+    query = select(Card).order_by(Card.number)
+    if state:
+        query = query.where(Card.state == state)
+    return list(session.scalars(query))

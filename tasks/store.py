@@ -1,0 +1,134 @@
+"""The card domain's tables: cards, orders, reservations, production records, state changes.
+
+Per-card data lives here, never in workflow data. The rule "a card belongs to at most one open
+order" is the primary key of ``reservations``: the database refuses a second reservation even
+when two operators race for the same card.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the card domain's tables (and the Card SDK's records)."""
+
+
+class Card(Base):
+    """A temporary card, from its request to its end of life."""
+
+    __tablename__ = "cards"
+    __table_args__ = (Index("ix_cards_state_requested", "state", "requested_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    state: Mapped[str] = mapped_column(String(20))
+    organisation: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Order(Base):
+    """A batch order: one process instance, the option snapshot it runs with, its outcome."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36), unique=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    process_version: Mapped[int] = mapped_column(Integer)
+    options_name: Mapped[str] = mapped_column(String(200))
+    options_version: Mapped[int] = mapped_column(Integer)
+    options: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # open | completed | cancelled
+    created_by: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Selection(Base):
+    """Cards the operator ticked, staged until the Reserve step turns them into reservations."""
+
+    __tablename__ = "selections"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), primary_key=True)
+
+
+class Reservation(Base):
+    """A card held by an open order. The primary key on card_id is the one-open-order rule."""
+
+    __tablename__ = "reservations"
+
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+
+
+class OrderCard(Base):
+    """A card's place in an order and where its production stands."""
+
+    __tablename__ = "order_cards"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), primary_key=True)
+    # pending | produced | failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    repeat_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    misprint_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ProductionAttempt(Base):
+    """One try at producing one physical card: outcome, error, serial, what was spoiled."""
+
+    __tablename__ = "production_attempts"
+    __table_args__ = (UniqueConstraint("order_id", "card_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    # started | produced | failed | interrupted
+    outcome: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    physical_serial: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    files: Mapped[list] = mapped_column(JSON, default=list)
+    spoiled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    spoiled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CardEvent(Base):
+    """A recorded state change: who, when, which order and process version, from, to, why."""
+
+    __tablename__ = "card_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
+    process_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    process_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
