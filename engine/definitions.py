@@ -164,10 +164,12 @@ def deploy_all(
     lines = []
     for _, process in processes:
         definition, created = deploy_process(session, process, actor)
-        lines.append(_outcome(definition.process_id, definition.version, created))
+        current = current_definition(session, definition.process_id)
+        lines.append(_outcome(definition.process_id, definition.version, created, current.version))
     for option_set in option_sets:
         options, created = store_options(session, option_set, actor)
-        lines.append(_outcome(options.name, options.version, created))
+        current_version = current_options(session, options.name).version
+        lines.append(_outcome(options.name, options.version, created, current_version))
     return lines
 
 
@@ -191,9 +193,14 @@ def _duplicate_ids(processes: list[tuple[Path, ValidatedProcess]]) -> list[Probl
     return problems
 
 
-def _outcome(name: str, version: int, created: bool) -> str:
-    """One line of deploy output."""
-    return f"{name} v{version} deployed" if created else f"{name} unchanged (v{version})"
+def _outcome(name: str, version: int, created: bool, current: int) -> str:
+    """One line of deploy output; says so when the files match an older version than the current one."""
+    if created:
+        return f"{name} v{version} deployed"
+    if version != current:
+        # Content is unique per name, so going back to old content cannot make a new version.
+        return f"{name} matches the older v{version}; v{current} stays current"
+    return f"{name} unchanged (v{version})"
 
 
 def current_definition(session: Session, process_id: str) -> Definition | None:

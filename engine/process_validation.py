@@ -157,7 +157,7 @@ def _load_form(forms_dir: Path, name: str, kind: str, forms: dict[str, bytes]) -
         return f"form file {name} not found in {forms_dir}"
     body = path.read_bytes()
     try:
-        document = json.loads(body)
+        document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         return f"form file {name} is not valid UTF-8 JSON: {err}"
     if kind == "ui":

@@ -73,34 +73,41 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=utcnow().tzinfo)
 
 
-def requested_cards(match: SearchFilter) -> Select:
-    """The select of requested cards matching ``match`` (shared by search and select-all)."""
-    query = select(Card.id).where(Card.state == CardState.REQUESTED)
-    if match.number:
-        query = query.where(Card.number.like(f"{_escape_like(match.number.strip())}%", escape="\\"))
+def _requested_conditions(match: SearchFilter) -> list:
+    """WHERE conditions for requested cards matching ``match``, each one index-friendly."""
+    conditions = [Card.state == CardState.REQUESTED]
+    prefix = (match.number or "").strip().upper()
+    if prefix:
+        # A range instead of LIKE: the unique index on number serves it on every database.
+        conditions += [Card.number >= prefix, Card.number < prefix + "\uffff"]
     if match.requested_from:
-        query = query.where(Card.requested_at >= _day_start(match.requested_from))
+        conditions.append(Card.requested_at >= _day_start(match.requested_from))
     if match.requested_to:
-        query = query.where(Card.requested_at < _day_start(match.requested_to + timedelta(days=1)))
-    return query
+        conditions.append(Card.requested_at < _day_start(match.requested_to + timedelta(days=1)))
+    return conditions
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def requested_cards(match: SearchFilter) -> Select:
+    """The ids of requested cards matching ``match`` (shared by search and select-all)."""
+    return select(Card.id).where(*_requested_conditions(match))
 
 
 def search_requested(session: Session, number: str | None = None, requested_from: date | None = None,
                      requested_to: date | None = None, page: int = 1, per_page: int = 50) -> Page:
-    """Requested cards matching the filter, oldest request first, one page of them."""
-    match = SearchFilter(number, requested_from, requested_to)
-    ids = requested_cards(match).subquery()
-    total = session.scalar(select(func.count()).select_from(ids)) or 0
+    """Requested cards matching the filter, one page of them.
+
+    Oldest request first; by card number when searching a number, which is what the operator
+    reads down and what lets the number index answer at once among 100,000 cards.
+    """
+    conditions = _requested_conditions(SearchFilter(number, requested_from, requested_to))
+    order = (Card.number,) if (number or "").strip() else (Card.requested_at, Card.id)
+    total = session.scalar(select(func.count(Card.id)).where(*conditions)) or 0
     page = max(1, min(page, max(1, ceil(total / per_page))))
     rows = session.execute(
         select(Card.id, Card.number, Card.state, Card.requested_at, Reservation.order_id)
-        .join(ids, ids.c.id == Card.id)
         .outerjoin(Reservation, Reservation.card_id == Card.id)
-        .order_by(Card.requested_at, Card.id)
+        .where(*conditions)
+        .order_by(*order)
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
     return Page([CardRow(*row) for row in rows], total, page, per_page)

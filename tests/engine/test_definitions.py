@@ -237,3 +237,16 @@ def test_deploy_all_refuses_an_option_script_nobody_validates(session, project, 
     with pytest.raises(DeployError, match="no option validator for 'UnknownOptions'"):
         deploy_all(session, project, operators, VALIDATORS, "alice")
     assert count(session, Definition) == 0
+
+
+def test_going_back_to_older_content_says_the_newer_version_stays_current(session, project, operators):
+    deploy_all(session, project, operators, VALIDATORS, "alice")
+    script = project / "options" / TEMP_CARDS_OPTIONS
+    original = script.read_text()
+    script.write_text(original.replace("validity_days = 14", "validity_days = 30"))
+    lines = deploy_all(session, project, operators, VALIDATORS, "alice")
+    assert lines[1] == "TempCardsScriptOptions v2 deployed"
+    script.write_text(original)
+    assert deploy_all(session, project, operators, VALIDATORS, "alice")[1] == (
+        "TempCardsScriptOptions matches the older v1; v2 stays current")
+    assert current_options(session, TEMP_CARDS_OPTIONS).values["validity_days"] == 30

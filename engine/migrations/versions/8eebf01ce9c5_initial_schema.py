@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 8a9612a6abe4
+Revision ID: 8eebf01ce9c5
 Revises: 
-Create Date: 2026-11-24 10:16:01.371140
+Create Date: 2026-11-24 10:17:55.320458
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 
-revision = '8a9612a6abe4'
+revision = '8eebf01ce9c5'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -105,6 +105,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('number')
     )
     with op.batch_alter_table('cards', schema=None) as batch_op:
+        batch_op.create_index('ix_cards_state_number', ['state', 'number'], unique=False)
         batch_op.create_index('ix_cards_state_requested', ['state', 'requested_at', 'id'], unique=False)
 
     op.create_table('custody_secrets',
@@ -265,6 +266,7 @@ def downgrade() -> None:
     op.drop_table('custody_secrets')
     with op.batch_alter_table('cards', schema=None) as batch_op:
         batch_op.drop_index('ix_cards_state_requested')
+        batch_op.drop_index('ix_cards_state_number')
 
     op.drop_table('cards')
     with op.batch_alter_table('instances', schema=None) as batch_op:

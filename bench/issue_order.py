@@ -1,0 +1,71 @@
+"""Bench: one order of N cards from Search to Complete order with the virtual station.
+
+Floors (issue 2): 1,000 cards under 30 s; stored workflow state under 50 KB whatever N.
+Run from the project root: .venv/bin/python -m bench.issue_order [--cards 1000] [--no-encode]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from engine.db import unit_of_work
+from tasks import orders
+from tasks.queries import SearchFilter
+from tests.conftest import make_settings, start_services
+from tests.integration.flow import add_cards, order_id, settle, submit
+
+
+def main() -> None:
+    """Time each phase of one order and print the workflow state size."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cards", type=int, default=1000)
+    parser.add_argument("--no-encode", action="store_true", help="print only (encode_card = False)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        settings = make_settings(Path(folder) / "instance")
+        services = start_services(settings)
+        add_cards(services, args.cards)
+        if args.no_encode:
+            _print_only(services)
+        timings = {}
+        began = time.perf_counter()
+        instance_id = services.runtime.start("TempCardsBoProcIssueMultiple", "bench")
+        task = settle(services, instance_id)
+        with unit_of_work(services.sessions) as session:
+            count = orders.stage_selection(session, order_id(services, instance_id), match=SearchFilter())
+        task = submit(services, instance_id, task, {"action": "issue", "selection": {"selected": count}})
+        timings["search, select all, reserve"] = time.perf_counter() - began
+        mark = time.perf_counter()
+        task = submit(services, instance_id, task, {"action": "next"})
+        timings["produce"] = time.perf_counter() - mark
+        size = services.runtime.state_size(instance_id)
+        mark = time.perf_counter()
+        submit(services, instance_id, task, {"action": "complete", "confirm_ok": True})
+        timings["complete order"] = time.perf_counter() - mark
+        total = time.perf_counter() - began
+        services.close()
+    print(f"order of {args.cards} cards, encoding {'off' if args.no_encode else 'on (default options)'}")
+    for phase, seconds in timings.items():
+        print(f"  {phase:30s} {seconds:8.2f} s")
+    print(f"  {'total (Search to Complete)':30s} {total:8.2f} s   floor: 30 s for 1,000 cards")
+    print(f"  workflow state after production  {size / 1024:8.1f} KB  floor: 50 KB")
+
+
+def _print_only(services) -> None:
+    """Deploy a copy of the option script with encoding off, as an admin would."""
+    from engine.bootstrap import OPTION_VALIDATORS
+    from engine.definitions import store_options, validate_options
+
+    source = services.settings.source_path / "options" / "TempCardsScriptOptions"
+    edited = Path(services.settings.instance_path) / "TempCardsScriptOptions"
+    text = source.read_text().replace("encode_card = True", "encode_card = False")
+    edited.write_text(text.replace('certificates = ["PIV Authentication"]', "certificates = []"))
+    with unit_of_work(services.sessions) as session:
+        store_options(session, validate_options(edited, OPTION_VALIDATORS), "bench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Card history pages and the card previews the printer spooled.
+
+Every recorded state change of a card, with who, when, which order and process version, from,
+to and why. Operators, admins and auditors may read it; nobody can change it here.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, send_from_directory, url_for
+from flask_login import login_required
+from sqlalchemy import select
+
+from engine.db import unit_of_work
+from engine.store import Definition
+from engine.web.auth import role_required
+from engine.web.context import services
+from tasks.errors import NotFoundError
+from tasks.queries import card_history
+
+bp = Blueprint("cards", __name__)
+
+readers = role_required("operator", "admin", "auditor")
+MAX_NUMBER_LENGTH = 40
+
+
+@bp.route("/cards")
+@readers
+def lookup():
+    """A box to look a card up by its number."""
+    number = request.args.get("number", "").strip()
+    if number:
+        if len(number) > MAX_NUMBER_LENGTH:
+            return render_template("cards_lookup.html", number=number[:MAX_NUMBER_LENGTH],
+                                   error=f"A card number has at most {MAX_NUMBER_LENGTH} characters."), 400
+        return redirect(url_for("cards.history", number=number))
+    return render_template("cards_lookup.html", number="", error=None)
+
+
+@bp.route("/cards/<number>")
+@readers
+def history(number: str):
+    """The card's recorded state changes, oldest first."""
+    with unit_of_work(services().sessions) as session:
+        try:
+            card, events = card_history(session, number)
+        except NotFoundError as error:
+            abort(404, str(error))
+        process_names = dict(session.execute(select(Definition.process_id, Definition.name)).all())
+    return render_template("card_history.html", card=card, events=events, process_names=process_names)
+
+
+@bp.route("/spool/<path:name>")
+@login_required
+def spool_file(name: str):
+    """A file the printer spooled (card preview images, PDFs); confined to the spool folder."""
+    folder = services().settings.spool_path
+    if not name.lower().endswith((".png", ".pdf")):
+        abort(404, "Only card previews are served here.")
+    # send_from_directory refuses any path that would leave the folder (.., absolute, links out).
+    return send_from_directory(folder, name, max_age=0)

@@ -1,0 +1,92 @@
+"""A user task on screen: draw its form with its widgets; read a post and complete the task.
+
+A post either passes every check (action, schema, widgets) and completes the task, or changes
+nothing: what widgets wrote during the checks is rolled back with the unit of work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+
+from engine.db import unit_of_work
+from engine.forms.schema_form import Action, Field, SchemaForm, load_form, render_form
+from engine.forms.validation import Submission, read_submission
+from engine.forms.widgets import WidgetContext
+from engine.runtime import InstanceView, ReadyTask
+from engine.web.context import services, widgets
+from tasks.queries import order_for_instance
+
+
+class _Rejected(Exception):
+    """Raised inside the unit of work so that whatever the widgets staged is rolled back."""
+
+
+def render_task(view: InstanceView, task: ReadyTask, submission: Submission | None = None,
+                status: int = 200, notice: str | None = None) -> tuple[str, int]:
+    """The task's page: its form with values and errors from ``submission`` when re-drawn."""
+    form = load_form(task.form_schema, task.ui_schema)
+    with unit_of_work(services().sessions) as session:
+        order = order_for_instance(session, task.instance_id)
+        posted = request.form if submission is not None else None
+        action = submission.action.name if submission and submission.action else None
+        markup = {item.name: _widget_markup(item, session, order, task, posted, action)
+                  for item in form.widget_fields()}
+        html = render_form(
+            form,
+            action_url=url_for("batch_orders.submit_task", instance_id=task.instance_id,
+                               task_id=task.task_id, **request.args),
+            csrf_token=generate_csrf(),
+            values=submission.values if submission else {},
+            errors=submission.errors if submission else {},
+            form_errors=(submission.form_errors if submission else []) + ([notice] if notice else []),
+            widgets=markup,
+        )
+        order_id = order.id if order else None
+    page = render_template("order_task.html", view=view, task=task, form_html=html, order_id=order_id,
+                           query_url=url_for("batch_orders.order", instance_id=task.instance_id))
+    return page, status
+
+
+def submit_task(task: ReadyTask) -> Submission:
+    """Check the post against the task's form; when it passes, complete the task in the engine.
+
+    Returns the submission; the caller re-draws the form when ``submission.ok`` is False.
+    """
+    form = load_form(task.form_schema, task.ui_schema)
+    submission: Submission | None = None
+    try:
+        with unit_of_work(services().sessions) as session:
+            order = order_for_instance(session, task.instance_id)
+
+            def extract(item: Field, action: Action) -> Any:
+                ctx = _context(item, session, order, task, request.form, action.name)
+                return widgets().get(item.widget).extract(request.form, ctx)
+
+            submission = read_submission(form, request.form, extract)
+            if not submission.ok:
+                raise _Rejected
+    except _Rejected:
+        return submission
+    services().runtime.complete_task(task.instance_id, task.task_id, submission.data, current_user.name)
+    return submission
+
+
+def form_of(task: ReadyTask) -> SchemaForm:
+    """The loaded form of ``task`` (raises FormDefinitionError for an unusable form file)."""
+    return load_form(task.form_schema, task.ui_schema)
+
+
+def _widget_markup(item: Field, session, order, task: ReadyTask, posted, action: str | None) -> Markup:
+    """One widget's HTML for this request."""
+    return widgets().get(item.widget).render(_context(item, session, order, task, posted, action))
+
+
+def _context(item: Field, session, order, task: ReadyTask, posted, action: str | None) -> WidgetContext:
+    """What a widget sees of this request."""
+    return WidgetContext(session=session, instance_id=task.instance_id, order=order, field=item,
+                         args=request.args, form=posted, action=action, task_data=task.data)

@@ -1,0 +1,137 @@
+"""A pcscd + virtual card test bed for integration tests and the bench.
+
+Starts ``pcscd --foreground`` when none runs, and the virtual card process; ``new_card()`` swaps
+in a fresh blank card and waits until PC/SC shows it; ``stop()`` ends only what was started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tasks.cardsdk.piv.apdu import Command, exchange
+from tasks.cardsdk.piv.profiles import PIV_AID
+
+READER = "Virtual PCD 00 00"
+
+
+def pcscd_running() -> bool:
+    """Whether a pcscd process exists on this machine."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "pcscd":
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def read_serial(reader: str = READER) -> int | None:
+    """The serial of the card in ``reader`` (None when there is no usable card)."""
+    from tasks.cardsdk.job import CardSdkError
+    from tasks.cardsdk.piv.transport import PcscTransport
+
+    try:
+        transport = PcscTransport(reader)
+    except CardSdkError:
+        return None
+    try:
+        exchange(transport.transmit, Command(0x00, 0xA4, 0x04, 0x00, PIV_AID, 256))
+        data, sw = exchange(transport.transmit, Command(0x00, 0xF8, 0x00, 0x00, le=256))
+        return int.from_bytes(data, "big") if sw == 0x9000 else None
+    except CardSdkError:
+        return None
+    finally:
+        transport.close()
+
+
+class Testbed:
+    """pcscd (if needed) and one virtual card process, for the duration of a test session."""
+
+    def __init__(self, folder: Path, port: int = 35963) -> None:
+        """Work in ``folder`` (state file, logs)."""
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.state_file = self.folder / "virtual-card.json"
+        self.pcscd: subprocess.Popen | None = None
+        self.card: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start pcscd if none runs, then the virtual card; wait until the card answers."""
+        if not pcscd_running():
+            pcscd = shutil.which("pcscd") or "/usr/sbin/pcscd"
+            log = open(self.folder / "pcscd.log", "wb")
+            self.pcscd = subprocess.Popen([pcscd, "--foreground"], stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+        log = open(self.folder / "virtual-card.log", "wb")
+        self.card = subprocess.Popen(
+            [sys.executable, "-m", "tasks.cardsdk.piv.vpcd", "--port", str(self.port), "--fresh",
+             "--state-file", str(self.state_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        self.wait_for_card(self.current_serial(), timeout)
+
+    def current_serial(self) -> int:
+        """Serial of the card the virtual card process holds now (from its state file)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                return json.loads(self.state_file.read_text())["serial"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+        raise RuntimeError(f"the virtual card process wrote no state; see {self.folder}/virtual-card.log")
+
+    def wait_for_card(self, serial: int, timeout: float = 20.0) -> None:
+        """Block until the reader holds the card with ``serial``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.card is not None and self.card.poll() is not None:
+                raise RuntimeError(f"the virtual card process died; see {self.folder}/virtual-card.log")
+            if read_serial() == serial:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"card {serial} did not appear in {READER!r}; see logs in {self.folder}")
+
+    def new_card(self) -> int:
+        """Pull the current card, insert a fresh blank one, return its serial once PC/SC shows it."""
+        old = self.current_serial()
+        self.card.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        serial = old
+        while serial == old and time.monotonic() < deadline:
+            time.sleep(0.05)
+            serial = self.current_serial()
+        self.wait_for_card(serial)
+        return serial
+
+    def stop(self) -> None:
+        """Stop the virtual card and, when started here, pcscd."""
+        for process in (self.card, self.pcscd):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.card = self.pcscd = None
+
+    def __enter__(self) -> Testbed:
+        """Start on entering a with block."""
+        self.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        """Stop on leaving it."""
+        self.stop()
