@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.deploy_errors import DeployError, Problem
@@ -63,22 +63,28 @@ def validate_options(path: Path, validators: Mapping[str, OptionValidator]) -> V
     return ValidatedOptions(name, source, script.values, hashlib.sha256(data).hexdigest())
 
 
+def _next_version(session: Session, model, key_column, key: str, content_hash: str):
+    """The current row when its content is ``content_hash`` (nothing to do), else the next number.
+
+    Only the current version counts: going back to older content makes a new version, so what
+    an admin deployed last is always what new instances run.
+    """
+    current = session.scalar(select(model).where(key_column == key).order_by(model.version.desc()).limit(1))
+    if current is not None and current.content_hash == content_hash:
+        return current, None
+    return None, (current.version if current else 0) + 1
+
+
 def deploy_process(session: Session, validated: ValidatedProcess, actor: str) -> tuple[Definition, bool]:
-    """Store a validated process as its next version; the existing row if the content is unchanged."""
-    existing = session.scalar(
-        select(Definition).where(
-            Definition.process_id == validated.process_id, Definition.content_hash == validated.content_hash
-        )
-    )
-    if existing is not None:
-        return existing, False
-    latest = session.scalar(
-        select(func.max(Definition.version)).where(Definition.process_id == validated.process_id)
-    )
+    """Store a validated process as its next version; the current row if the content is unchanged."""
+    current, version = _next_version(session, Definition, Definition.process_id, validated.process_id,
+                                     validated.content_hash)
+    if current is not None:
+        return current, False
     definition = Definition(
         process_id=validated.process_id,
         name=validated.name,
-        version=(latest or 0) + 1,
+        version=version,
         content_hash=validated.content_hash,
         bpmn_xml=validated.bpmn,
         forms=validated.forms,
@@ -95,20 +101,14 @@ def deploy_process(session: Session, validated: ValidatedProcess, actor: str) ->
 
 
 def store_options(session: Session, validated: ValidatedOptions, actor: str) -> tuple[OptionVersion, bool]:
-    """Store validated options as their next version; the existing row if the content is unchanged."""
-    existing = session.scalar(
-        select(OptionVersion).where(
-            OptionVersion.name == validated.name, OptionVersion.content_hash == validated.content_hash
-        )
-    )
-    if existing is not None:
-        return existing, False
-    latest = session.scalar(
-        select(func.max(OptionVersion.version)).where(OptionVersion.name == validated.name)
-    )
+    """Store validated options as their next version; the current row if the content is unchanged."""
+    current, version = _next_version(session, OptionVersion, OptionVersion.name, validated.name,
+                                     validated.content_hash)
+    if current is not None:
+        return current, False
     options = OptionVersion(
         name=validated.name,
-        version=(latest or 0) + 1,
+        version=version,
         content_hash=validated.content_hash,
         source=validated.source,
         values=validated.values,
@@ -164,12 +164,10 @@ def deploy_all(
     lines = []
     for _, process in processes:
         definition, created = deploy_process(session, process, actor)
-        current = current_definition(session, definition.process_id)
-        lines.append(_outcome(definition.process_id, definition.version, created, current.version))
+        lines.append(_outcome(definition.process_id, definition.version, created))
     for option_set in option_sets:
         options, created = store_options(session, option_set, actor)
-        current_version = current_options(session, options.name).version
-        lines.append(_outcome(options.name, options.version, created, current_version))
+        lines.append(_outcome(options.name, options.version, created))
     return lines
 
 
@@ -193,14 +191,9 @@ def _duplicate_ids(processes: list[tuple[Path, ValidatedProcess]]) -> list[Probl
     return problems
 
 
-def _outcome(name: str, version: int, created: bool, current: int) -> str:
-    """One line of deploy output; says so when the files match an older version than the current one."""
-    if created:
-        return f"{name} v{version} deployed"
-    if version != current:
-        # Content is unique per name, so going back to old content cannot make a new version.
-        return f"{name} matches the older v{version}; v{current} stays current"
-    return f"{name} unchanged (v{version})"
+def _outcome(name: str, version: int, created: bool) -> str:
+    """One line of deploy output."""
+    return f"{name} v{version} deployed" if created else f"{name} unchanged (v{version})"
 
 
 def current_definition(session: Session, process_id: str) -> Definition | None:

@@ -25,10 +25,7 @@ class Definition(Base):
     """One deployed version of a BPMN process, with the form files it references."""
 
     __tablename__ = "definitions"
-    __table_args__ = (
-        UniqueConstraint("process_id", "version"),
-        UniqueConstraint("process_id", "content_hash"),
-    )
+    __table_args__ = (UniqueConstraint("process_id", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     process_id: Mapped[str] = mapped_column(String(200), index=True)
@@ -48,7 +45,7 @@ class OptionVersion(Base):
     """One deployed version of an option script: its text and the values parsed from it."""
 
     __tablename__ = "option_versions"
-    __table_args__ = (UniqueConstraint("name", "version"), UniqueConstraint("name", "content_hash"))
+    __table_args__ = (UniqueConstraint("name", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)

@@ -94,7 +94,7 @@ def status(instance_id: str):
                    error=view.error)
 
 
-@bp.route("/orders/<instance_id>/tasks/<task_id>", methods=("POST",))
+@bp.route("/orders/<instance_id>/tasks/<task_id>", methods=("POST",), endpoint="submit_task")
 @operator_only
 def submit_task_view(instance_id: str, task_id: str):
     """Complete the step with the posted form, or re-draw it with what was wrong (nothing changes)."""

@@ -14,7 +14,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from engine.db import unit_of_work
-from engine.forms.schema_form import Action, Field, SchemaForm, load_form, render_form
+from engine.forms.schema_form import Action, Field, load_form, render_form
 from engine.forms.validation import Submission, read_submission
 from engine.forms.widgets import WidgetContext
 from engine.runtime import InstanceView, ReadyTask
@@ -38,8 +38,9 @@ def render_task(view: InstanceView, task: ReadyTask, submission: Submission | No
                   for item in form.widget_fields()}
         html = render_form(
             form,
-            action_url=url_for("batch_orders.submit_task", instance_id=task.instance_id,
-                               task_id=task.task_id, **request.args),
+            # The search filter travels in the post's URL, so "Select all matching" means this search.
+            action_url=url_for("batch_orders.submit_task", **{
+                **request.args.to_dict(), "instance_id": task.instance_id, "task_id": task.task_id}),
             csrf_token=generate_csrf(),
             values=submission.values if submission else {},
             errors=submission.errors if submission else {},
@@ -74,11 +75,6 @@ def submit_task(task: ReadyTask) -> Submission:
         return submission
     services().runtime.complete_task(task.instance_id, task.task_id, submission.data, current_user.name)
     return submission
-
-
-def form_of(task: ReadyTask) -> SchemaForm:
-    """The loaded form of ``task`` (raises FormDefinitionError for an unusable form file)."""
-    return load_form(task.form_schema, task.ui_schema)
 
 
 def _widget_markup(item: Field, session, order, task: ReadyTask, posted, action: str | None) -> Markup:

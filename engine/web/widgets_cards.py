@@ -84,7 +84,8 @@ class CardPicker:
         posted = ctx.form
         ticked = set(posted.getlist("card")) if posted is not None else set()
         reservation = (ctx.task_data or {}).get("reservation")
-        taken = reservation.get("error") if isinstance(reservation, dict) and not reservation.get("ok") else None
+        failed = isinstance(reservation, dict) and not reservation.get("ok")
+        taken = reservation.get("error") if failed else None
         return Markup(render_template(
             "widgets/card_picker.html", field=ctx.field, args=ctx.args, result=result, problems=problems,
             ticked=ticked, select_all=posted is not None and posted.get("select_all") in TRUE_VALUES,

@@ -239,7 +239,7 @@ def test_deploy_all_refuses_an_option_script_nobody_validates(session, project, 
     assert count(session, Definition) == 0
 
 
-def test_going_back_to_older_content_says_the_newer_version_stays_current(session, project, operators):
+def test_going_back_to_older_content_makes_it_current_again(session, project, operators):
     deploy_all(session, project, operators, VALIDATORS, "alice")
     script = project / "options" / TEMP_CARDS_OPTIONS
     original = script.read_text()
@@ -248,5 +248,7 @@ def test_going_back_to_older_content_says_the_newer_version_stays_current(sessio
     assert lines[1] == "TempCardsScriptOptions v2 deployed"
     script.write_text(original)
     assert deploy_all(session, project, operators, VALIDATORS, "alice")[1] == (
-        "TempCardsScriptOptions matches the older v1; v2 stays current")
-    assert current_options(session, TEMP_CARDS_OPTIONS).values["validity_days"] == 30
+        "TempCardsScriptOptions v3 deployed")
+    assert current_options(session, TEMP_CARDS_OPTIONS).values["validity_days"] == 14
+    assert deploy_all(session, project, operators, VALIDATORS, "alice")[1] == (
+        "TempCardsScriptOptions unchanged (v3)")

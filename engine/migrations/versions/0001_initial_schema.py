@@ -1,15 +1,14 @@
 """initial schema
 
-Revision ID: 8eebf01ce9c5
-Revises: 
-Create Date: 2026-11-24 10:17:55.320458
+Revision ID: 940c176e9d3f
+Revises:
+Create Date: 2026-11-24 10:18:37.761358
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-
-revision = '8eebf01ce9c5'
+revision = '940c176e9d3f'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -42,7 +41,6 @@ def upgrade() -> None:
     sa.Column('deployed_by', sa.String(length=100), nullable=False),
     sa.Column('deployed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('process_id', 'content_hash'),
     sa.UniqueConstraint('process_id', 'version')
     )
     with op.batch_alter_table('definitions', schema=None) as batch_op:
@@ -58,7 +56,6 @@ def upgrade() -> None:
     sa.Column('deployed_by', sa.String(length=100), nullable=False),
     sa.Column('deployed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name', 'content_hash'),
     sa.UniqueConstraint('name', 'version')
     )
     with op.batch_alter_table('option_versions', schema=None) as batch_op:

@@ -1,0 +1,150 @@
+"""Through real pcscd and vsmartcard-vpcd: the encoded card satisfies independent PIV clients."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+import tasks.cardsdk.records  # noqa: F401
+from tasks.cardsdk.ca import CERT_FILE, LocalCA
+from tasks.cardsdk.custody import Custody, load_or_create_key
+from tasks.cardsdk.encoder import build_encoder, card_guid
+from tasks.cardsdk.job import CardJob
+from tasks.cardsdk.piv.client import PivClient
+from tasks.cardsdk.piv.errors import CardRemovedError, WrongFactoryKeyError
+from tasks.cardsdk.piv.testbed import READER, Testbed
+from tasks.cardsdk.piv.transport import PcscTransport
+from tasks.store import Base
+
+pytestmark = pytest.mark.pcscd
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory):
+    """pcscd (started if none runs) and the virtual card process, for this module."""
+    bed = Testbed(tmp_path_factory.mktemp("pcscd"))
+    bed.start()
+    yield bed
+    bed.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Database, CA, custody and a PC/SC encoder for the module."""
+    folder = tmp_path_factory.mktemp("world")
+    engine = create_engine(f"sqlite:///{folder / 'cardflow.db'}")
+    Base.metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    LocalCA.init(folder / "ca", "pass")
+    ca = LocalCA(folder / "ca", "pass", sessions)
+    custody = Custody(sessions, load_or_create_key(folder))
+    encoder = build_encoder("pcsc", "Virtual PCD*", "piv-3des-p256", ca, custody)
+    yield {"folder": folder, "ca": ca, "custody": custody, "encoder": encoder}
+    engine.dispose()
+
+
+def job(card_id: int, attempt: int = 1) -> CardJob:
+    """A job for two P-256 certificates."""
+    return CardJob(
+        card_id=card_id,
+        card_number=f"TC-{card_id:06d}",
+        organisation="Acme",
+        valid_until=date.today() + timedelta(days=14),
+        attempt_ref=f"order-1/card-{card_id}/attempt-{attempt}",
+        spool_dir=os.devnull,
+        certificates=("PIV Authentication", "Digital Signature"),
+    )
+
+
+def run(*command: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run an independent client with a timeout; output is kept for the assertions."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def encoded(testbed, world):
+    """An order of two cards encoded one after the other; the second stays in the reader."""
+    first = world["encoder"].encode(job(1))
+    serial = testbed.new_card()
+    second = world["encoder"].encode(job(2))
+    assert first.certificate_serials != second.certificate_serials
+    assert second.chip_serial == str(serial)
+    return second
+
+
+def test_opensc_lists_and_reads_certificates_that_verify(encoded, world):
+    listing = run("pkcs15-tool", "--reader", READER, "--list-certificates")
+    assert listing.returncode == 0, listing.stderr
+    assert "Certificate for PIV Authentication" in listing.stdout
+    assert "Certificate for Digital Signature" in listing.stdout
+    for serial in encoded.certificate_serials:
+        assert serial in listing.stdout.replace(" ", "").upper()
+    for object_id in ("01", "02"):
+        pem = run("pkcs15-tool", "--reader", READER, "--read-certificate", object_id)
+        assert pem.returncode == 0, pem.stderr
+        path = world["folder"] / f"cert-{object_id}.pem"
+        path.write_text(pem.stdout)
+        verified = run("openssl", "verify", "-CAfile", str(world["folder"] / "ca" / CERT_FILE), str(path))
+        assert verified.returncode == 0 and ": OK" in verified.stdout, verified.stdout + verified.stderr
+
+
+def test_custody_pin_verifies_and_opensc_signs_with_the_card_key(encoded, world):
+    secrets = world["custody"].release(2)
+    checked = run("pkcs15-tool", "--reader", READER, "--verify-pin", "--auth-id", "01", "--pin", "env:CF_PIN",
+                  env={"CF_PIN": secrets["pin"]})
+    assert checked.returncode == 0, checked.stderr
+    folder = world["folder"]
+    (folder / "data.bin").write_bytes(b"\x11" * 32)
+    signed = run("pkcs15-crypt", "--reader", READER, "--sign", "--key", "01", "--signature-format", "openssl",
+                 "--input", str(folder / "data.bin"), "--output", str(folder / "sig.der"), "--pin", "env:CF_PIN",
+                 env={"CF_PIN": secrets["pin"]})
+    assert signed.returncode == 0, signed.stderr
+    run("openssl", "x509", "-in", str(folder / "cert-01.pem"), "-pubkey", "-noout")
+    public = run("openssl", "x509", "-in", str(folder / "cert-01.pem"), "-pubkey", "-noout").stdout
+    (folder / "pub.pem").write_text(public)
+    verified = run("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(folder / "pub.pem"),
+                   "-in", str(folder / "data.bin"), "-sigfile", str(folder / "sig.der"))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_pin_from_custody_and_factory_key_over_pcsc(encoded, world):
+    transport = PcscTransport(READER)
+    try:
+        client = PivClient(transport.transmit)
+        client.select()
+        client.verify_pin(world["custody"].release(2)["pin"])
+        with pytest.raises(WrongFactoryKeyError):
+            client.authenticate(bytes.fromhex("010203040506070801020304050607080102030405060708"), "3DES")
+        client.authenticate(world["custody"].management_key(2), "3DES")
+    finally:
+        transport.close()
+
+
+def test_yubico_piv_tool_reads_status_and_chuid(encoded):
+    status = run("yubico-piv-tool", "--reader", READER, "--action", "status")
+    assert status.returncode == 0, status.stderr
+    assert card_guid(2).hex() in status.stdout
+    assert "Slot 9a" in status.stdout and "CN=TC-000002" in status.stdout
+    chuid = run("yubico-piv-tool", "--reader", READER, "--action", "read-object", "--id", "0x5fc102",
+                "--format", "hex")
+    assert chuid.returncode == 0 and card_guid(2).hex() in chuid.stdout
+
+
+def test_pulling_the_card_mid_encoding_is_reported(encoded, testbed, world):
+    testbed.new_card()
+    # Pull the card shortly after the encoding started (a whole encoding takes about a second).
+    puller = threading.Timer(0.3, lambda: testbed.card.send_signal(10))
+    puller.start()
+    started = time.monotonic()
+    with pytest.raises(CardRemovedError, match="left reader"):
+        world["encoder"].encode(job(3))
+    puller.join()
+    assert time.monotonic() - started < 10
+    testbed.wait_for_card(testbed.current_serial())

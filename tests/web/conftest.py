@@ -1,0 +1,80 @@
+"""Fixtures for the console tests: the app on the deployed test services, a client per role.
+
+CSRF protection stays on: every post carries the token parsed from the page, as a browser does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from engine.db import unit_of_work
+from engine.web import create_app
+from tasks.demo import add_requested_cards
+
+PASSWORD = "correct-horse-battery"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def app(services) -> Flask:
+    """The console on the test services."""
+    app = create_app(services=services)
+    app.config["TESTING"] = True
+    return app
+
+
+@dataclass
+class Console:
+    """A logged-in browser stand-in: gets pages, posts forms with the page's CSRF token."""
+
+    client: FlaskClient
+    services: object
+
+    def get(self, url: str, **kwargs):
+        """GET a page."""
+        return self.client.get(url, **kwargs)
+
+    def token(self, url: str) -> str:
+        """The CSRF token of the form on ``url``."""
+        return csrf_token(self.client.get(url).get_data(as_text=True))
+
+    def post(self, url: str, data: dict | None = None, page: str | None = None, **kwargs):
+        """POST ``data`` plus the CSRF token read from ``page`` (the page the form is on)."""
+        fields = dict(data or {})
+        fields.setdefault("csrf_token", self.token(page or url))
+        return self.client.post(url, data=fields, **kwargs)
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token in a page's form."""
+    match = TOKEN.search(html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def login(app: Flask, services, make_user):
+    """``login(name, role)``: a new user of ``role``, logged in on a fresh client."""
+
+    def log_in(name: str = "op", role: str = "operator") -> Console:
+        make_user(name, role, PASSWORD)
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        response = client.post("/login", data={"name": name, "password": PASSWORD,
+                                               "csrf_token": csrf_token(page)})
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return Console(client, services)
+
+    return log_in
+
+
+@pytest.fixture
+def requested_cards(services) -> int:
+    """Twelve requested cards, TC-000001 to TC-000012."""
+    with unit_of_work(services.sessions) as session:
+        return add_requested_cards(session, 12, "Test Organisation")
