@@ -86,6 +86,7 @@ def _next_pending(ctx: ProductionContext, order_id: int) -> int | None:
 
 def _close_interrupted(ctx: ProductionContext, order_id: int) -> None:
     """Attempts a crash left open become failures; their cards wait for Repeat production."""
+    spoiled = []
     with ctx.sessions.begin() as session:
         order = session.get(Order, order_id)
         for attempt in session.scalars(select(ProductionAttempt).where(
@@ -93,7 +94,10 @@ def _close_interrupted(ctx: ProductionContext, order_id: int) -> None:
             attempt.outcome, attempt.error, attempt.finished_at = "interrupted", INTERRUPTED, utcnow()
             attempt.spoiled_reason, attempt.spoiled_at = "interrupted", utcnow()
             _fail_card(session, order, attempt.card_id, INTERRUPTED, ctx.user)
-            ctx.station.spoil(attempt_ref(order_id, attempt.card_id, attempt.attempt), "interrupted")
+            spoiled.append(attempt_ref(order_id, attempt.card_id, attempt.attempt))
+    # Revocation writes through the CA's own sessions: only after our transaction has ended.
+    for ref in spoiled:
+        ctx.station.spoil(ref, "interrupted")
 
 
 def _fail_card(session: Session, order: Order, card_id: int, reason: str, user: str) -> None:

@@ -19,7 +19,7 @@ from tasks.cardsdk.encoder import build_encoder, card_guid
 from tasks.cardsdk.job import CardJob
 from tasks.cardsdk.piv.client import PivClient
 from tasks.cardsdk.piv.errors import CardRemovedError, WrongFactoryKeyError
-from tasks.cardsdk.piv.testbed import READER, Testbed
+from tasks.cardsdk.piv.testbed import READER, PcscTestbed
 from tasks.cardsdk.piv.transport import PcscTransport
 from tasks.store import Base
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.pcscd
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory):
     """pcscd (started if none runs) and the virtual card process, for this module."""
-    bed = Testbed(tmp_path_factory.mktemp("pcscd"))
+    bed = PcscTestbed(tmp_path_factory.mktemp("pcscd"))
     bed.start()
     yield bed
     bed.stop()
@@ -97,16 +97,16 @@ def test_opensc_lists_and_reads_certificates_that_verify(encoded, world):
 
 def test_custody_pin_verifies_and_opensc_signs_with_the_card_key(encoded, world):
     secrets = world["custody"].release(2)
-    checked = run("pkcs15-tool", "--reader", READER, "--verify-pin", "--auth-id", "01", "--pin", "env:CF_PIN",
-                  env={"CF_PIN": secrets["pin"]})
+    # The PIN goes on the command line of a short-lived child only; it is never printed.
+    wrong = run("pkcs15-tool", "--reader", READER, "--verify-pin", "--auth-id", "01", "--pin", "00000000")
+    assert wrong.returncode != 0
+    checked = run("pkcs15-tool", "--reader", READER, "--verify-pin", "--auth-id", "01", "--pin", secrets["pin"])
     assert checked.returncode == 0, checked.stderr
     folder = world["folder"]
     (folder / "data.bin").write_bytes(b"\x11" * 32)
     signed = run("pkcs15-crypt", "--reader", READER, "--sign", "--key", "01", "--signature-format", "openssl",
-                 "--input", str(folder / "data.bin"), "--output", str(folder / "sig.der"), "--pin", "env:CF_PIN",
-                 env={"CF_PIN": secrets["pin"]})
+                 "--input", str(folder / "data.bin"), "--output", str(folder / "sig.der"), "--pin", secrets["pin"])
     assert signed.returncode == 0, signed.stderr
-    run("openssl", "x509", "-in", str(folder / "cert-01.pem"), "-pubkey", "-noout")
     public = run("openssl", "x509", "-in", str(folder / "cert-01.pem"), "-pubkey", "-noout").stdout
     (folder / "pub.pem").write_text(public)
     verified = run("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(folder / "pub.pem"),

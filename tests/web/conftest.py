@@ -5,12 +5,15 @@ CSRF protection stays on: every post carries the token parsed from the page, as 
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.datastructures import MultiDict
 
 from engine.db import unit_of_work
 from engine.web import create_app
@@ -18,6 +21,7 @@ from tasks.demo import add_requested_cards
 
 PASSWORD = "correct-horse-battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+TASK_FORM = re.compile(r'<form method="post" action="([^"]+/tasks/[^"]+)" class="task-form">')
 
 
 @pytest.fixture
@@ -49,10 +53,34 @@ class Console:
         fields.setdefault("csrf_token", self.token(page or url))
         return self.client.post(url, data=fields, **kwargs)
 
+    def start(self) -> str:
+        """Press "Issue multiple temporary cards" on BATCH ORDERS; the new order's instance id."""
+        response = self.post("/batch-orders/issue-multiple", page="/batch-orders")
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return response.headers["Location"].rsplit("/", 1)[-1]
 
-def csrf_token(html: str) -> str:
+    def order_page(self, instance_id: str, **args) -> str:
+        """The order page once the engine is idle (the browser test checks the page's own polling)."""
+        assert self.services.runner.wait(instance_id, timeout=120)
+        query = f"?{urlencode(args)}" if args else ""
+        response = self.client.get(f"/orders/{instance_id}{query}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_data(as_text=True)
+
+    def submit(self, instance_id: str, data: dict | list, args: dict | None = None, csrf: bool = True):
+        """Post the current step's form (as drawn for ``args``) with ``data`` (a dict or pairs)."""
+        page = self.order_page(instance_id, **(args or {}))
+        match = TASK_FORM.search(page)
+        assert match, f"the order page shows no task form:\n{page}"
+        pairs = list(data.items()) if isinstance(data, dict) else list(data)
+        if csrf:
+            pairs.append(("csrf_token", csrf_token(page)))
+        return self.client.post(html.unescape(match.group(1)), data=MultiDict(pairs))
+
+
+def csrf_token(page: str) -> str:
     """The CSRF token in a page's form."""
-    match = TOKEN.search(html)
+    match = TOKEN.search(page)
     assert match, "the page has no form with a CSRF token"
     return match.group(1)
 

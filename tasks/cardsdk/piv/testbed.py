@@ -52,7 +52,7 @@ def read_serial(reader: str = READER) -> int | None:
         transport.close()
 
 
-class Testbed:
+class PcscTestbed:
     """pcscd (if needed) and one virtual card process, for the duration of a test session."""
 
     def __init__(self, folder: Path, port: int = 35963) -> None:
@@ -127,7 +127,7 @@ class Testbed:
                     process.wait()
         self.card = self.pcscd = None
 
-    def __enter__(self) -> Testbed:
+    def __enter__(self) -> PcscTestbed:
         """Start on entering a with block."""
         self.start()
         return self
