@@ -39,12 +39,20 @@ class CliContext:
         """The wired product."""
         return bootstrap.build_services(self.settings)
 
+    def close(self) -> None:
+        """Stop what the command started (runner threads, connections)."""
+        if "services" in self.__dict__:
+            self.services.close()
+        if "sessions" in self.__dict__:
+            self.sessions.kw["bind"].dispose()
+
 
 @click.group()
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """cardflow: issue temporary smart cards from BPMN workflows."""
     ctx.obj = CliContext()
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _deploy(services: bootstrap.Services, actor: str, check_only: bool) -> None:
@@ -60,12 +68,12 @@ def _deploy(services: bootstrap.Services, actor: str, check_only: bool) -> None:
 @click.pass_obj
 def init(obj: CliContext) -> None:
     """Create or upgrade the database, set up the local CA, deploy processes/, forms/, options/."""
-    from tasks.cardsdk.ca import LocalCA
+    from tasks.cardsdk.ca import KEY_FILE, LocalCA
     from tasks.cardsdk.stations import ca_folder
 
     bootstrap.init_database(obj.settings)
     click.echo(f"database ready: {obj.settings.database_url.split('://')[0]}")
-    if not (ca_folder(obj.instance_path) / "ca.key").exists():
+    if not (ca_folder(obj.instance_path) / KEY_FILE).exists():
         LocalCA.init(ca_folder(obj.instance_path), obj.settings.ca_passphrase)
         click.echo("local CA created")
     _deploy(obj.services, "cardflow init", check_only=False)

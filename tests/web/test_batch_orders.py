@@ -101,17 +101,6 @@ def test_status_for_the_progress_view(login, requested_cards):
     assert op.get(f"/orders/{instance_id}/status").get_json()["progress"]["pending"] == 3
 
 
-def test_progress_page_polls_while_the_engine_works(login, services, requested_cards):
-    op = login()
-    instance_id = op.start()
-    issue(op, instance_id, [10])
-    services.runner.submit(instance_id)  # the runner holds the instance: the page must show progress
-    page = op.get(f"/orders/{instance_id}").get_data(as_text=True)
-    if title(page) == "Working on the order":
-        assert f'data-status-url="/orders/{instance_id}/status"' in page and "console.js" in page
-    services.runner.wait(instance_id)
-
-
 def test_cancel_before_production_changes_no_card(login, services, requested_cards):
     op = login()
     instance_id = op.start()

@@ -89,6 +89,9 @@ class PcscTransport:
                 connection.connect(CardConnection.T1_protocol | CardConnection.T0_protocol)
                 break
             except (NoCardException, CardConnectionException):
+                # Release the PC/SC context now: pyscard would do it at garbage collection, when
+                # pcscd may be gone and the failure surfaces as an unraisable exception.
+                connection.release()
                 if time.monotonic() >= deadline:
                     raise NoCardError(
                         f"There is no card in reader {self.reader_name!r}. Insert a blank card and retry."
@@ -113,9 +116,9 @@ class PcscTransport:
         return bytes(data) + bytes([sw1, sw2])
 
     def close(self) -> None:
-        """Disconnect, ignoring a card that is already gone."""
+        """Disconnect and release the PC/SC context, ignoring a card that is already gone."""
         try:
-            self._connection.disconnect()
+            self._connection.release()
         except self._exceptions:
             pass
 

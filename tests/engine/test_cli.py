@@ -1,0 +1,75 @@
+"""The cardflow command as an admin uses it, configured only through CARDFLOW_* variables."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main
+from engine.config import PROJECT_ROOT
+
+
+@pytest.fixture
+def cli(tmp_path):
+    env = {"CARDFLOW_INSTANCE_PATH": str(tmp_path / "instance"), "CARDFLOW_SOURCE_PATH": str(PROJECT_ROOT)}
+
+    def run(*args, input=None, source=None):
+        if source is not None:
+            env["CARDFLOW_SOURCE_PATH"] = str(source)
+        return CliRunner().invoke(main, list(args), env=env, input=input)
+
+    return run
+
+
+def test_init_deploys_and_is_idempotent(cli):
+    first = cli("init")
+    assert first.exit_code == 0, first.output
+    assert "TempCardsBoProcIssueMultiple v1 deployed" in first.output
+    assert "TempCardsScriptOptions v1 deployed" in first.output
+    again = cli("init")
+    assert again.exit_code == 0, again.output
+    assert "TempCardsBoProcIssueMultiple unchanged (v1)" in again.output
+    assert "valid" in cli("deploy", "--check").output
+
+
+def test_user_add_reads_the_password_from_stdin(cli):
+    cli("init")
+    added = cli("user", "add", "alice", "--role", "operator", input="a-long-password\n")
+    assert added.exit_code == 0 and "user alice (operator) added" in added.output
+    short = cli("user", "add", "bob", "--role", "operator", input="short\n")
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+    twice = cli("user", "add", "alice", "--role", "admin", input="a-long-password\n")
+    assert twice.exit_code == 1 and "already exists" in twice.output
+    assert "a-long-password" not in added.output + twice.output
+
+
+def test_demo_data_and_card_listing(cli):
+    cli("init")
+    assert "5 requested cards added" in cli("demo-data", "--requested", "5").output
+    listed = json.loads(cli("cards", "--json").output)
+    assert [(c["number"], c["state"]) for c in listed][:2] == [("TC-000001", "requested"),
+                                                               ("TC-000002", "requested")]
+    assert len(listed) == 5
+    assert json.loads(cli("cards", "--state", "unassigned", "--json").output) == []
+    bad = cli("cards", "--state", "stolen")
+    assert bad.exit_code == 1 and "unknown state 'stolen'" in bad.output
+
+
+def test_bad_option_file_is_refused_with_line_and_previous_version_stays(cli, tmp_path):
+    source = tmp_path / "source"
+    for folder in ("processes", "forms", "options"):
+        shutil.copytree(PROJECT_ROOT / folder, source / folder)
+    assert cli("init", source=source).exit_code == 0
+    script = source / "options" / "TempCardsScriptOptions"
+    lines = script.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith("pin_length"))
+    script.write_text(script.read_text().replace("pin_length = 6", "pin_length = 12"))
+    refused = cli("deploy", source=source)
+    assert refused.exit_code == 1
+    assert f"TempCardsScriptOptions:{number}:" in refused.output and "6 to 8" in refused.output
+    assert "nothing changed" in refused.output
+    script.write_text(script.read_text().replace("pin_length = 12", "pin_length = 8"))
+    assert "TempCardsScriptOptions v2 deployed" in cli("deploy", source=source).output
