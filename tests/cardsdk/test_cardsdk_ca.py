@@ -38,7 +38,10 @@ def test_certificate_profiles_follow_piv(ca):
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
     auth = ca.issue(ec_key, "TC-1", "PIV Authentication", 14, "a-1")
     assert auth.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
-    assert ExtendedKeyUsageOID.CLIENT_AUTH in auth.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert (
+        ExtendedKeyUsageOID.CLIENT_AUTH
+        in auth.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    )
     sign = ca.issue(ec_key, "TC-1", "Digital Signature", 14, "a-1")
     assert sign.extensions.get_extension_for_class(x509.KeyUsage).value.content_commitment
     km_rsa = ca.issue(rsa_key, "TC-1", "Key Management", 14, "a-1")
@@ -66,7 +69,10 @@ def test_every_issuance_is_recorded_and_revocation_reaches_the_crl(ca, sessions)
     crl = x509.load_pem_x509_crl(ca.crl())
     assert crl.is_signature_valid(ca.certificate.public_key())
     entry = crl.get_revoked_certificate_by_serial_number(first.serial_number)
-    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
+    assert (
+        entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        == x509.ReasonFlags.key_compromise
+    )
     assert crl.get_revoked_certificate_by_serial_number(second.serial_number) is None
 
 

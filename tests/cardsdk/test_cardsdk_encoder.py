@@ -78,7 +78,7 @@ def test_rsa_profile_and_aes_management_key(ca, custody, make_job):
         source = VirtualCardSource()
         original = source.next_card
 
-        def blank_card(algorithm=algorithm, profile=profile):
+        def blank_card(algorithm=algorithm, original=original):
             transport = original()
             transport.card.management_algorithm = algorithm
             return transport
@@ -153,8 +153,9 @@ class FaultySource:
         (0xFF, None, 1, CardRemovedError, "removed during encoding"),
     ],
 )
-def test_card_faults_give_readable_errors_and_revoke(ca, custody, make_job, ins, answer, occurrence, error,
-                                                     message):
+def test_card_faults_give_readable_errors_and_revoke(
+    ca, custody, make_job, ins, answer, occurrence, error, message
+):
     encoder = Encoder(FaultySource(FaultyCard(ins, answer, occurrence)), ca, custody, PROFILE)
     job = make_job()
     with pytest.raises(error, match=message) as raised:

@@ -15,8 +15,9 @@ from tasks.cardsdk.piv.apdu import (
 from tasks.cardsdk.piv.errors import MalformedResponseError, PinBlockedError, StatusWordError, WrongPinError
 
 
-@pytest.mark.parametrize("length,header", [(0, "00"), (127, "7f"), (128, "8180"), (256, "820100"),
-                                           (70000, "83011170")])
+@pytest.mark.parametrize(
+    "length,header", [(0, "00"), (127, "7f"), (128, "8180"), (256, "820100"), (70000, "83011170")]
+)
 def test_tlv_lengths_round_trip(length, header):
     encoded = tlv(0x53, bytes(length))
     assert encoded[1:].hex().startswith(header)

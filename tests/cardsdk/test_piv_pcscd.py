@@ -63,9 +63,9 @@ def job(card_id: int, attempt: int = 1) -> CardJob:
     )
 
 
-def run(*command: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(*command: str) -> subprocess.CompletedProcess:
     """Run an independent client with a timeout; output is kept for the assertions."""
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +100,43 @@ def test_custody_pin_verifies_and_opensc_signs_with_the_card_key(encoded, world)
     # The PIN goes on the command line of a short-lived child only; it is never printed.
     wrong = run("pkcs15-tool", "--reader", READER, "--verify-pin", "--auth-id", "01", "--pin", "00000000")
     assert wrong.returncode != 0
-    checked = run("pkcs15-tool", "--reader", READER, "--verify-pin", "--auth-id", "01", "--pin", secrets["pin"])
+    checked = run(
+        "pkcs15-tool", "--reader", READER, "--verify-pin", "--auth-id", "01", "--pin", secrets["pin"]
+    )
     assert checked.returncode == 0, checked.stderr
     folder = world["folder"]
     (folder / "data.bin").write_bytes(b"\x11" * 32)
-    signed = run("pkcs15-crypt", "--reader", READER, "--sign", "--key", "01", "--signature-format", "openssl",
-                 "--input", str(folder / "data.bin"), "--output", str(folder / "sig.der"), "--pin", secrets["pin"])
+    signed = run(
+        "pkcs15-crypt",
+        "--reader",
+        READER,
+        "--sign",
+        "--key",
+        "01",
+        "--signature-format",
+        "openssl",
+        "--input",
+        str(folder / "data.bin"),
+        "--output",
+        str(folder / "sig.der"),
+        "--pin",
+        secrets["pin"],
+    )
     assert signed.returncode == 0, signed.stderr
     public = run("openssl", "x509", "-in", str(folder / "cert-01.pem"), "-pubkey", "-noout").stdout
     (folder / "pub.pem").write_text(public)
-    verified = run("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(folder / "pub.pem"),
-                   "-in", str(folder / "data.bin"), "-sigfile", str(folder / "sig.der"))
+    verified = run(
+        "openssl",
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        str(folder / "pub.pem"),
+        "-in",
+        str(folder / "data.bin"),
+        "-sigfile",
+        str(folder / "sig.der"),
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -132,8 +158,17 @@ def test_yubico_piv_tool_reads_status_and_chuid(encoded):
     assert status.returncode == 0, status.stderr
     assert card_guid(2).hex() in status.stdout
     assert "Slot 9a" in status.stdout and "CN=TC-000002" in status.stdout
-    chuid = run("yubico-piv-tool", "--reader", READER, "--action", "read-object", "--id", "0x5fc102",
-                "--format", "hex")
+    chuid = run(
+        "yubico-piv-tool",
+        "--reader",
+        READER,
+        "--action",
+        "read-object",
+        "--id",
+        "0x5fc102",
+        "--format",
+        "hex",
+    )
     assert chuid.returncode == 0 and card_guid(2).hex() in chuid.stdout
 
 

@@ -73,8 +73,16 @@ class PcscTestbed:
             log.close()
         log = open(self.folder / "virtual-card.log", "wb")
         self.card = subprocess.Popen(
-            [sys.executable, "-m", "tasks.cardsdk.piv.vpcd", "--port", str(self.port), "--fresh",
-             "--state-file", str(self.state_file)],
+            [
+                sys.executable,
+                "-m",
+                "tasks.cardsdk.piv.vpcd",
+                "--port",
+                str(self.port),
+                "--fresh",
+                "--state-file",
+                str(self.state_file),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

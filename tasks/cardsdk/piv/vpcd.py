@@ -33,8 +33,13 @@ CONTROL_OFF, CONTROL_ON, CONTROL_RESET, CONTROL_ATR = 0, 1, 2, 4
 class VirtualCardProcess:
     """One virtual card slot: serves APDUs from vpcd, persists the card, swaps cards on request."""
 
-    def __init__(self, port: int = DEFAULT_PORT, state_file: Path | None = None, fresh: bool = False,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        state_file: Path | None = None,
+        fresh: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
         """Load the card from ``state_file`` (unless ``fresh``) or start with a blank one."""
         self.address = (host, port)
         self.state_file = Path(state_file) if state_file else None
