@@ -2,7 +2,7 @@
 # Every install step lives here so a fresh machine needs nothing else.
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := pcscd vsmartcard-vpcd opensc yubico-piv-tool libpcsclite-dev chromium fonts-dejavu-core
+DEBIAN_PACKAGES := pcscd vsmartcard-vpcd opensc yubico-piv-tool libpcsclite-dev swig chromium fonts-dejavu-core
 INSTANCE ?= $(CURDIR)/instance
 HOST ?= 127.0.0.1
 PORT ?= 5000
