@@ -15,6 +15,7 @@ from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deploy_errors import DeployError
 from engine.users import ROLES, UserError, add_user
+from tasks.cardsdk import commands as cardsdk_commands
 
 
 class CliContext:
@@ -64,12 +65,15 @@ def _deploy(services: bootstrap.Services, actor: str, check_only: bool) -> None:
         click.echo(line)
 
 
+main.add_command(cardsdk_commands.virtual_card)
+main.add_command(cardsdk_commands.ca)
+
+
 @main.command()
 @click.pass_obj
 def init(obj: CliContext) -> None:
     """Create or upgrade the database, set up the local CA, deploy processes/, forms/, options/."""
-    from tasks.cardsdk.ca import KEY_FILE, LocalCA
-    from tasks.cardsdk.stations import ca_folder
+    from tasks.cardsdk.ca import KEY_FILE, LocalCA, ca_folder
 
     bootstrap.init_database(obj.settings)
     click.echo(f"database ready: {obj.settings.database_url.split('://')[0]}")

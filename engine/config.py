@@ -10,6 +10,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 @dataclass
 class StationSettings:
     """One production station: where its printer spools and how its encoder reaches cards."""
@@ -18,6 +22,8 @@ class StationSettings:
     transport: str = "inprocess"  # inprocess | pcsc
     reader: str | None = None  # reader name or pattern, for pcsc
     profile: str = "piv-3des-p256"
+    # State file of a local `cardflow virtual-card` process that feeds blank cards (pcsc only).
+    virtual_card_state: Path | None = None
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Settings:
                 transport=env.get("CARDFLOW_STATION_TRANSPORT", "inprocess"),
                 reader=env.get("CARDFLOW_STATION_READER"),
                 profile=env.get("CARDFLOW_CARD_PROFILE", "piv-3des-p256"),
+                virtual_card_state=_optional_path(env.get("CARDFLOW_VIRTUAL_CARD_STATE")),
             ),
             ca_passphrase=env.get("CARDFLOW_CA_PASSPHRASE", ""),
             custody_key=env.get("CARDFLOW_CUSTODY_KEY"),

@@ -17,8 +17,7 @@ from engine import bootstrap
 from engine.config import Settings
 from engine.db import unit_of_work
 from engine.users import add_user
-from tasks.cardsdk.ca import LocalCA
-from tasks.cardsdk.stations import ca_folder
+from tasks.cardsdk.ca import LocalCA, ca_folder
 
 POSTGRES_URL = os.environ.get("CARDFLOW_TEST_POSTGRES_URL")
 

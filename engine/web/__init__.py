@@ -11,6 +11,7 @@ import logging
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from engine.bootstrap import Services, build_services, resume_pending
 from engine.config import Settings
 from engine.forms.widgets import WidgetRegistry
 from engine.web import auth, batch_orders, cards
@@ -30,14 +31,13 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings | None = None, services=None) -> Flask:
-    """Build the console; ``services`` (from ``engine.bootstrap.build_services``) wins over settings."""
-    if services is None:
-        from engine.bootstrap import build_services, resume_pending
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    """Build the console; ``services`` (from ``engine.bootstrap.build_services``) wins over settings.
 
-        settings = settings or Settings.from_env()
-        services = build_services(settings)
-        resume_pending(services)
+    The caller that passes ``services`` keeps them and closes them; otherwise the app owns them.
+    """
+    if services is None:
+        services = build_services(settings or Settings.from_env())
     settings = services.settings
     settings.ensure_instance()
     app = Flask(__name__, instance_path=str(settings.instance_path), instance_relative_config=True)
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None, services=None) -> Flask:
         app.register_blueprint(blueprint)
     _register_error_pages(app)
     app.after_request(_security_headers)
+    # Orders interrupted by a stop go on; the runner never advances one instance twice at a time.
+    resume_pending(services)
     return app
 
 

@@ -45,6 +45,11 @@ USAGES: dict[str, dict] = {
 REASONS = {flag.value: flag for flag in x509.ReasonFlags}
 
 
+def ca_folder(instance_path: Path) -> Path:
+    """Where the local CA of an instance keeps its (encrypted) key and certificate."""
+    return Path(instance_path) / "ca"
+
+
 class CertificateAuthority(Protocol):
     """What the encoder needs from a CA."""
 

@@ -10,14 +10,9 @@ from pathlib import Path
 
 import click
 
-from tasks.cardsdk.ca import LocalCA
+from tasks.cardsdk.ca import LocalCA, ca_folder
 from tasks.cardsdk.job import CardSdkError
 from tasks.cardsdk.piv import vpcd
-
-
-def ca_folder(instance_path: Path) -> Path:
-    """Where the local CA keeps its key and certificate."""
-    return Path(instance_path) / "ca"
 
 
 @click.command("virtual-card")

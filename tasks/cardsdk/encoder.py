@@ -208,13 +208,15 @@ class Encoder:
 
 
 def build_encoder(
-    transport: str, reader: str | None, profile: str, ca: CertificateAuthority, custody: Custody
+    transport: str, reader: str | None, profile: str, ca: CertificateAuthority, custody: Custody,
+    feeder=None,
 ) -> Encoder:
-    """An encoder for ``transport`` "inprocess" (a fresh virtual card per job) or "pcsc" (``reader``)."""
+    """An encoder for ``transport`` "inprocess" (a fresh virtual card per job) or "pcsc" (``reader``,
+    with ``feeder`` bringing each blank card when the station has one)."""
     if transport == "inprocess":
         source: CardSource = VirtualCardSource()
     elif transport == "pcsc":
-        source = PcscCardSource(reader)
+        source = PcscCardSource(reader, feeder=feeder)
     else:
         raise ValueError(f"unknown card transport {transport!r}; use 'inprocess' or 'pcsc'")
     return Encoder(source, ca, custody, profiles.get(profile))

@@ -7,26 +7,23 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from tasks.cardsdk.ca import LocalCA
+from tasks.cardsdk.ca import LocalCA, ca_folder
 from tasks.cardsdk.custody import Custody, key_from_config, load_or_create_key
 from tasks.cardsdk.encoder import build_encoder
 from tasks.cardsdk.job import CardSdkError
+from tasks.cardsdk.piv.feeder import VirtualCardFeeder
 from tasks.cardsdk.printer import SpoolPrinter
 from tasks.cardsdk.station import Station
 
 log = logging.getLogger(__name__)
 
 
-def ca_folder(instance_path: Path) -> Path:
-    """Where the local CA keeps its (encrypted) key and certificate."""
-    return instance_path / "ca"
-
-
 def build_station(config, instance_path: Path, ca_passphrase: str, custody_key: str | None,
                   sessions: sessionmaker) -> Station:
     """A station per ``config`` (name, transport, reader, profile); without a CA it only prints.
 
-    ``config`` is any object with ``name``, ``transport``, ``reader`` and ``profile``.
+    ``config`` is any object with ``name``, ``transport``, ``reader``, ``profile`` and
+    ``virtual_card_state``.
     """
     key = key_from_config(custody_key) if custody_key else load_or_create_key(instance_path)
     try:
@@ -34,5 +31,7 @@ def build_station(config, instance_path: Path, ca_passphrase: str, custody_key: 
     except CardSdkError as error:
         log.warning("station %s cannot encode: %s", config.name, error)
         return Station(SpoolPrinter(), None, config.name, unavailable=str(error))
-    encoder = build_encoder(config.transport, config.reader, config.profile, ca, Custody(sessions, key))
+    feeder = VirtualCardFeeder(config.virtual_card_state) if config.virtual_card_state else None
+    encoder = build_encoder(config.transport, config.reader, config.profile, ca, Custody(sessions, key),
+                            feeder)
     return Station(SpoolPrinter(), encoder, config.name)

@@ -126,7 +126,8 @@ def test_a_card_taken_by_another_open_order(login, services, requested_cards):
     ([("action", "repeat"), ("misprint", "10"), ("reason_10", "x" * 501)], "at most 500 characters"),
     ([("action", "complete"), ("confirm_ok", "true"), ("misprint", "10"), ("reason_10", "smudge")],
      "Cards are ticked for production again"),
-    ([("action", "complete"), ("confirm_ok", "perhaps")], "Everything is OK: tick the box or leave it empty."),
+    ([("action", "complete"), ("confirm_ok", "perhaps")],
+     "Everything is OK: tick the box or leave it empty."),
 ])
 def test_bad_review_posts_are_refused(reviewing, services, data, message):
     op, instance_id = reviewing

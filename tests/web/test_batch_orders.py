@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 
 from engine.db import unit_of_work
-from tasks.store import Card, CardEvent, Order, OrderCard, ProductionAttempt, Reservation, Selection
+from tasks.store import Card, CardEvent, Order, ProductionAttempt, Reservation
 
 
 def card_states(services) -> dict[str, str]:
@@ -61,7 +61,8 @@ def test_issue_repeat_and_complete(login, services, requested_cards):
     with op.get(previews[0]) as image:
         assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
 
-    response = op.submit(instance_id, [("action", "repeat"), ("misprint", "10"), ("reason_10", "smudged photo")])
+    misprint = [("action", "repeat"), ("misprint", "10"), ("reason_10", "smudged photo")]
+    response = op.submit(instance_id, misprint)
     assert response.status_code == 303, response.get_data(as_text=True)
     review = op.order_page(instance_id)
     assert title(review) == "Review production" and "(attempt 2)" in review
@@ -146,3 +147,12 @@ def test_select_all_matching(login, services, requested_cards):
     selected = op.order_page(instance_id)
     assert "<strong>3</strong> cards reserved for this order" in selected
     assert count(services, Reservation) == 3
+
+
+def test_an_order_left_halfway_is_in_the_inbox(login, requested_cards):
+    op = login()
+    instance_id = op.start()
+    issue(op, instance_id, [10])
+    inbox = op.get("/batch-orders").get_data(as_text=True)
+    assert "Waiting for you: Selected cards" in inbox and f'href="/orders/{instance_id}">Resume</a>' in inbox
+    assert title(op.order_page(instance_id)) == "Selected cards"

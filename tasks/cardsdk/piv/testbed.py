@@ -9,16 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tasks.cardsdk.piv.apdu import Command, exchange
-from tasks.cardsdk.piv.profiles import PIV_AID
-
-READER = "Virtual PCD 00 00"
+from tasks.cardsdk.piv.feeder import VIRTUAL_READER as READER
+from tasks.cardsdk.piv.feeder import VirtualCardFeeder, read_serial
 
 
 def pcscd_running() -> bool:
@@ -31,25 +28,6 @@ def pcscd_running() -> bool:
             except OSError:
                 continue
     return False
-
-
-def read_serial(reader: str = READER) -> int | None:
-    """The serial of the card in ``reader`` (None when there is no usable card)."""
-    from tasks.cardsdk.job import CardSdkError
-    from tasks.cardsdk.piv.transport import PcscTransport
-
-    try:
-        transport = PcscTransport(reader)
-    except CardSdkError:
-        return None
-    try:
-        exchange(transport.transmit, Command(0x00, 0xA4, 0x04, 0x00, PIV_AID, 256))
-        data, sw = exchange(transport.transmit, Command(0x00, 0xF8, 0x00, 0x00, le=256))
-        return int.from_bytes(data, "big") if sw == 0x9000 else None
-    except CardSdkError:
-        return None
-    finally:
-        transport.close()
 
 
 class PcscTestbed:
@@ -113,15 +91,7 @@ class PcscTestbed:
 
     def new_card(self) -> int:
         """Pull the current card, insert a fresh blank one, return its serial once PC/SC shows it."""
-        old = self.current_serial()
-        self.card.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        serial = old
-        while serial == old and time.monotonic() < deadline:
-            time.sleep(0.05)
-            serial = self.current_serial()
-        self.wait_for_card(serial)
-        return serial
+        return VirtualCardFeeder(self.state_file).feed()
 
     def stop(self) -> None:
         """Stop the virtual card and, when started here, pcscd."""

@@ -139,11 +139,17 @@ class VirtualCardSource:
 class PcscCardSource:
     """Card source for a PC/SC reader: whatever card sits in the configured reader."""
 
-    def __init__(self, reader: str | None, wait_seconds: float = 10.0) -> None:
-        """Remember the reader pattern and how long to wait for a card."""
+    def __init__(self, reader: str | None, wait_seconds: float = 10.0, feeder=None) -> None:
+        """Remember the reader pattern, how long to wait for a card, and who feeds blank cards.
+
+        ``feeder`` (anything with ``feed()``) brings the next blank card; without one a person does.
+        """
         self.reader = reader
         self.wait_seconds = wait_seconds
+        self.feeder = feeder
 
     def next_card(self) -> PcscTransport:
-        """Connect to the card in the reader, waiting for one to be inserted."""
+        """Feed a blank card when there is a feeder, then connect, waiting for a card to be there."""
+        if self.feeder is not None:
+            self.feeder.feed()
         return PcscTransport(self.reader, self.wait_seconds)

@@ -48,6 +48,9 @@ class VirtualCardProcess:
         else:
             self.card = VirtualPivCard()
         self.save()
+        if self.state_file:
+            # The feeder (tasks.cardsdk.piv.feeder) finds this process through the pid file.
+            self.state_file.with_suffix(".pid").write_text(str(os.getpid()))
         self.swap_requested = False
         self.stop_requested = False
 
