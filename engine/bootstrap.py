@@ -7,6 +7,7 @@ The web app factory, the CLI and the tests all build the product through ``build
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -53,13 +54,20 @@ class Services:
         self.db.dispose()
 
 
-def build_services(settings: Settings) -> Services:
-    """Wire the product together for ``settings`` (the database must already be initialised)."""
+def build_services(settings: Settings,
+                   station_factory: Callable[[sessionmaker[Session]], Station] | None = None) -> Services:
+    """Wire the product together for ``settings`` (the database must already be initialised).
+
+    ``station_factory`` replaces the configured station (a test's card stock, say).
+    """
     settings.ensure_instance()
     db = make_engine(settings.database_url)
     sessions = make_sessions(db)
-    station = build_station(settings.station, settings.instance_path, settings.ca_passphrase,
-                            settings.custody_key, sessions)
+    if station_factory is not None:
+        station = station_factory(sessions)
+    else:
+        station = build_station(settings.station, settings.instance_path, settings.ca_passphrase,
+                                settings.custody_key, sessions)
     production = ProductionContext(sessions, station, settings.spool_path, settings.organisation, user="")
     registry = ServiceRegistry(build_handlers(sessions, production))
     runtime_box: list[Runtime] = []

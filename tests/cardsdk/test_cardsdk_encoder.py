@@ -18,9 +18,10 @@ from tasks.cardsdk.piv.errors import (
     StatusWordError,
     WrongFactoryKeyError,
 )
-from tasks.cardsdk.piv.transport import InProcessTransport, VirtualCardSource
+from tasks.cardsdk.piv.transport import VirtualCardSource
 from tasks.cardsdk.piv.virtual_card import VirtualPivCard
 from tasks.cardsdk.records import IssuedCertificate
+from tests.cardsdk.faults import FaultyCard, FaultySource
 
 PROFILE = profiles.get("piv-3des-p256")
 
@@ -104,40 +105,6 @@ def test_jobs_the_card_stock_cannot_take_are_refused_before_the_card(encoder, ma
     with pytest.raises(EncodingFailedError, match="PIN of 9 digits"):
         encoder.encode(make_job(pin_length=9))
     assert encoder.card_source.last_card is None
-
-
-class FaultyCard(VirtualPivCard):
-    """A virtual card that misbehaves on its ``fail_at``-th command of INS ``ins``."""
-
-    def __init__(self, ins: int, answer: bytes | None, occurrence: int = 1) -> None:
-        """``answer`` None means the card is pulled out at that moment."""
-        super().__init__()
-        self.fault = (ins, answer, occurrence)
-        self.seen = 0
-
-    def transmit(self, raw: bytes) -> bytes:
-        """Answer normally until the fault triggers."""
-        ins, answer, occurrence = self.fault
-        if raw[1] == ins and not raw[0] & 0x10:
-            self.seen += 1
-            if self.seen == occurrence:
-                if answer is None:
-                    self.removed = True
-                else:
-                    return answer
-        return super().transmit(raw)
-
-
-class FaultySource:
-    """A card source handing out one faulty card."""
-
-    def __init__(self, card: VirtualPivCard) -> None:
-        """Keep the card."""
-        self.card = card
-
-    def next_card(self) -> InProcessTransport:
-        """The faulty card."""
-        return InProcessTransport(self.card)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,82 @@
+"""Cards that fail mid-encoding end as failed with a readable reason; Repeat production then works."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine import bootstrap
+from engine.db import unit_of_work
+from tasks import orders
+from tasks.cardsdk.ca import LocalCA, ca_folder
+from tasks.cardsdk.custody import Custody, load_or_create_key
+from tasks.cardsdk.encoder import Encoder
+from tasks.cardsdk.piv import profiles
+from tasks.cardsdk.piv.transport import InProcessTransport
+from tasks.cardsdk.piv.virtual_card import VirtualPivCard
+from tasks.cardsdk.printer import SpoolPrinter
+from tasks.cardsdk.records import IssuedCertificate
+from tasks.cardsdk.station import Station
+from tasks.store import CardEvent, ProductionAttempt
+from tests.cardsdk.faults import FaultyCard
+from tests.conftest import start_services
+from tests.integration.flow import add_cards, card_states, order_id, select_and_issue, start, submit
+
+FAULTS = [  # the blank cards the station takes, in order: four bad ones, then good stock
+    FaultyCard(0x47, bytes.fromhex("6982"), 1),  # key generation refused
+    FaultyCard(0x24, bytes.fromhex("6A80"), 1),  # PIN change: wrong data
+    FaultyCard(0xDB, b"\x90", 1),  # garbage answer to PUT DATA
+    FaultyCard(0xDB, None, 2),  # pulled out of the reader mid-encoding
+]
+
+
+class CardStock:
+    """A card source that hands out the faulty cards first, then healthy blank cards."""
+
+    def __init__(self, cards):
+        self.cards = list(cards)
+
+    def next_card(self) -> InProcessTransport:
+        return InProcessTransport(self.cards.pop(0) if self.cards else VirtualPivCard())
+
+
+def faulty_station(settings):
+    def build(sessions):
+        ca = LocalCA(ca_folder(settings.instance_path), settings.ca_passphrase, sessions)
+        custody = Custody(sessions, load_or_create_key(settings.instance_path))
+        encoder = Encoder(CardStock(FAULTS), ca, custody, profiles.get("piv-3des-p256"))
+        return Station(SpoolPrinter(), encoder, "faulty")
+    return build
+
+
+def test_faulty_cards_fail_readably_then_repeat_production_succeeds(settings):
+    start_services(settings).close()
+    services = bootstrap.build_services(settings, faulty_station(settings))
+    try:
+        add_cards(services, 5)
+        instance_id, task = start(services)
+        task = select_and_issue(services, instance_id, task, [1, 2, 3, 4, 5])
+        task = submit(services, instance_id, task, {"action": "next"})
+        assert task.bpmn_id == "Activity_Review"
+        states = card_states(services)
+        assert [states[f"TC-00000{i}"] for i in range(1, 6)] == ["failed"] * 4 + ["unassigned"]
+        with unit_of_work(services.sessions) as session:
+            attempts = session.scalars(select(ProductionAttempt).order_by(ProductionAttempt.card_id))
+            errors = [attempt.error for attempt in attempts]
+            reasons = session.scalars(select(CardEvent.reason).where(CardEvent.to_state == "failed")).all()
+            revoked = session.scalars(select(IssuedCertificate).where(
+                IssuedCertificate.revoked_at.is_not(None))).all()
+        assert "6982" in errors[0] and "6A80" in errors[1]
+        assert "too short" in errors[2] or "malformed" in errors[2].lower()
+        assert "removed during encoding" in errors[3]
+        assert errors[4] is None
+        assert all(reason.startswith("Production failed: ") for reason in reasons) and len(reasons) == 4
+        # Certificates issued before a card failed (at writing them, or after) are revoked.
+        assert {c.attempt_ref for c in revoked} == {"order-1/card-3/attempt-1", "order-1/card-4/attempt-1"}
+
+        with unit_of_work(services.sessions) as session:
+            orders.request_repeat(session, order_id(services, instance_id), [1, 2, 3, 4], {})
+        task = submit(services, instance_id, task, {"action": "repeat"})
+        assert set(card_states(services).values()) == {"unassigned"}
+        assert submit(services, instance_id, task, {"action": "complete", "confirm_ok": True}) is None
+    finally:
+        services.close()
