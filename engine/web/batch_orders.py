@@ -6,7 +6,7 @@ view that polls while the engine works, the error it stopped on, or the summary 
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from engine.db import unit_of_work
@@ -20,6 +20,7 @@ from tasks.queries import order_cards, order_for_instance, progress
 bp = Blueprint("batch_orders", __name__)
 
 PROCESS_ID = "TempCardsBoProcIssueMultiple"
+SUMMARY_PAGE_SIZE = 100
 operator_only = role_required("operator")
 
 
@@ -75,7 +76,9 @@ def order(instance_id: str):
     order_id, order_status, counts = _order_state(instance_id)
     if view.status == "completed":
         with unit_of_work(services().sessions) as session:
-            cards = order_cards(session, order_id, page=1, per_page=1000) if order_id else None
+            page = request.args.get("page", "1")
+            cards = order_cards(session, order_id, page=int(page) if page.isdigit() and len(page) < 7 else 1,
+                                per_page=SUMMARY_PAGE_SIZE) if order_id else None
         return render_template("order_summary.html", view=view, order_id=order_id,
                                order_status=order_status, counts=counts, cards=cards)
     if view.status == "error":
