@@ -18,11 +18,13 @@ from engine import schema
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.definitions import deploy_all
+from engine.forms.widgets import WidgetRegistry
 from engine.leases import InstanceBusy
 from engine.runner import Runner
 from engine.runtime import Runtime
 from engine.services import ServiceRegistry
 from engine.store import Base as EngineBase
+from engine.web.widgets_cards import register_card_widgets
 from tasks.cardsdk.station import Station
 from tasks.cardsdk.stations import build_station
 from tasks.handlers import build_handlers
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 METADATA = (EngineBase.metadata, TasksBase.metadata)
 OPTION_VALIDATORS = {TEMP_CARDS_OPTIONS: validate_temp_card_options}
+
 
 
 @dataclass
@@ -78,6 +81,13 @@ def build_services(settings: Settings,
     return Services(settings, db, sessions, registry, runtime, runner, station)
 
 
+def published_widgets() -> WidgetRegistry:
+    """The widgets forms may name; deploy refuses a form that names any other."""
+    registry = WidgetRegistry()
+    register_card_widgets(registry)
+    return registry
+
+
 def init_database(settings: Settings) -> None:
     """Create or upgrade the schema to the newest migration."""
     settings.ensure_instance()
@@ -92,7 +102,8 @@ def deploy(services: Services, actor: str, check_only: bool = False) -> list[str
     """Validate and deploy processes/, forms/ and options/ from the source folder (all or nothing)."""
     with unit_of_work(services.sessions) as session:
         return deploy_all(session, services.settings.source_path, services.registry.names(),
-                          OPTION_VALIDATORS, actor, check_only=check_only)
+                          OPTION_VALIDATORS, actor, check_only=check_only,
+                          widgets=published_widgets().names())
 
 
 def resume_pending(services: Services) -> int:

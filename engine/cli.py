@@ -153,7 +153,7 @@ def cards(obj: CliContext, state: str | None, as_json: bool) -> None:
 def _serve(obj: CliContext, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
-    from engine.web import create_app
+    from engine.web.app import create_app
 
     app = create_app(obj.settings, obj.services)
     click.echo(f"cardflow serving on http://{host}:{port}/")

@@ -63,20 +63,19 @@ class Settings:
         )
 
     def ensure_instance(self) -> None:
-        """Create the instance folder and, unless configured, a persistent random secret key."""
+        """Create the instance folder and, unless configured, its persistent random secrets."""
         self.instance_path.mkdir(parents=True, exist_ok=True)
-        if not self.secret_key:
-            key_file = self.instance_path / "secret_key"
-            if not key_file.exists():
-                key_file.write_text(secrets.token_hex(32))
-                key_file.chmod(0o600)
-            self.secret_key = key_file.read_text().strip()
-        if not self.ca_passphrase:
-            phrase_file = self.instance_path / "ca_passphrase"
-            if not phrase_file.exists():
-                phrase_file.write_text(secrets.token_urlsafe(32))
-                phrase_file.chmod(0o600)
-            self.ca_passphrase = phrase_file.read_text().strip()
+        self.secret_key = self.secret_key or self._instance_secret("secret_key")
+        self.ca_passphrase = self.ca_passphrase or self._instance_secret("ca_passphrase")
+
+    def _instance_secret(self, name: str) -> str:
+        """A random secret kept in a 0600 file of the instance folder, created on first use."""
+        path = self.instance_path / name
+        if not path.exists():
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
 
     @property
     def spool_path(self) -> Path:

@@ -136,6 +136,7 @@ def deploy_all(
     option_validators: Mapping[str, OptionValidator],
     actor: str,
     check_only: bool = False,
+    widgets: Collection[str] | None = None,
 ) -> list[str]:
     """Validate root/processes/*.bpmn and root/options/*, then deploy them all or nothing.
 
@@ -147,7 +148,7 @@ def deploy_all(
     problems: list[Problem] = []
     for path in sorted((root / "processes").glob("*.bpmn")):
         try:
-            processes.append((path, validate_process(path, root / "forms", operators)))
+            processes.append((path, validate_process(path, root / "forms", operators, widgets)))
         except DeployError as err:
             problems += err.problems
     for path in _option_files(root / "options"):

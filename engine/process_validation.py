@@ -19,6 +19,7 @@ from lxml import etree
 
 from engine.bpmn_lint import BPMN, lint
 from engine.deploy_errors import DeployError, Problem
+from engine.forms.schema_form import FormDefinitionError, check_form
 from engine.spiff import BpmnParseError, ScriptError, check_expression, check_script, parse_specs, parse_xml
 
 SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -41,7 +42,8 @@ class ValidatedProcess:
     content_hash: str
 
 
-def validate_process(path: Path, forms_dir: Path, operators: Collection[str]) -> ValidatedProcess:
+def validate_process(path: Path, forms_dir: Path, operators: Collection[str],
+                     widgets: Collection[str] | None = None) -> ValidatedProcess:
     """Check a BPMN file and its forms completely; raise DeployError listing every problem."""
     file = str(path)
     data = path.read_bytes()
@@ -57,7 +59,7 @@ def validate_process(path: Path, forms_dir: Path, operators: Collection[str]) ->
     problems = [Problem(file, issue.line, f"{issue.element_id}: {issue.reason}") for issue in lint(root)]
     problems += _check_code(root, file)
     problems += _check_operators(root, file, operators)
-    forms, form_problems = _load_forms(root, file, forms_dir)
+    forms, form_problems = _load_forms(root, file, forms_dir, widgets)
     problems += form_problems
     process, process_problems = _executable_process(root, file)
     problems += process_problems
@@ -126,8 +128,10 @@ def _check_operators(root: etree._Element, file: str, operators: Collection[str]
     return problems
 
 
-def _load_forms(root: etree._Element, file: str, forms_dir: Path) -> tuple[dict[str, bytes], list[Problem]]:
-    """Read every form a user task names: it must exist, be JSON, and be a valid (UI) schema."""
+def _load_forms(root: etree._Element, file: str, forms_dir: Path,
+                widgets: Collection[str] | None) -> tuple[dict[str, bytes], list[Problem]]:
+    """Read every form a user task names: it must exist, be JSON, and be a valid (UI) schema;
+    with ``widgets`` given, every widget a form names must be one of them."""
     forms: dict[str, bytes] = {}
     problems = []
     for task in root.iterfind(".//bpmn:userTask", NS):
@@ -144,7 +148,24 @@ def _load_forms(root: etree._Element, file: str, forms_dir: Path) -> tuple[dict[
                 reason = _load_form(forms_dir, prop.get("value") or "", kind, forms)
                 if reason:
                     problems.append(Problem(file, prop.sourceline, f"{task.get('id')}: {reason}"))
+        reason = _check_widgets(properties, forms, widgets)
+        if reason:
+            problems.append(Problem(file, task.sourceline, f"{task.get('id')}: {reason}"))
     return forms, problems
+
+
+def _check_widgets(properties: dict, forms: dict[str, bytes], widgets: Collection[str] | None) -> str | None:
+    """Why the task's form cannot be drawn with the published widgets, or None."""
+    names = [properties[p].get("value") if p in properties else None for p in FORM_PROPERTIES]
+    if widgets is None or names[0] not in forms or (names[1] is not None and names[1] not in forms):
+        return None  # nothing to check, or the files' own problems are reported already
+    schema = json.loads(forms[names[0]])
+    ui_schema = json.loads(forms[names[1]]) if names[1] else None
+    try:
+        check_form(schema, ui_schema, widgets)
+    except FormDefinitionError as error:
+        return f"form {names[0]}: {error}"
+    return None
 
 
 def _load_form(forms_dir: Path, name: str, kind: str, forms: dict[str, bytes]) -> str | None:

@@ -123,18 +123,29 @@ def _restricted_globals() -> dict[str, Any]:
     }
 
 
-def check_expression(text: str) -> None:
-    """Raise ScriptError unless ``text`` compiles as a restricted expression."""
-    result = compile_restricted_eval(text, "<expression>")
+def _compile(compiler, text: str, name: str):
+    """Restricted bytecode for ``text``; ScriptError lists what RestrictedPython refused."""
+    result = compiler(text, name)
     if result.errors:
         raise ScriptError("; ".join(result.errors))
+    return result.code
+
+
+def _scope(context: dict, external_context: dict | None) -> dict[str, Any]:
+    scope = _restricted_globals()
+    scope.update(external_context or {})
+    scope.update(context)
+    return scope
+
+
+def check_expression(text: str) -> None:
+    """Raise ScriptError unless ``text`` compiles as a restricted expression."""
+    _compile(compile_restricted_eval, text, "<expression>")
 
 
 def check_script(text: str) -> None:
     """Raise ScriptError unless ``text`` compiles as a restricted script."""
-    result = compile_restricted_exec(text, "<script>")
-    if result.errors:
-        raise ScriptError("; ".join(result.errors))
+    _compile(compile_restricted_exec, text, "<script>")
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
@@ -146,23 +157,14 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 
     def evaluate(self, expression, context, external_context=None):
         """Evaluate a condition or parameter expression against the task data."""
-        compiled = compile_restricted_eval(expression, "<expression>")
-        if compiled.errors:
-            raise ScriptError("; ".join(compiled.errors))
-        scope = _restricted_globals()
-        scope.update(external_context or {})
-        scope.update(context)
-        return eval(compiled.code, scope)  # noqa: S307 - restricted bytecode with guarded globals
+        # Modelers wrap long conditions over lines; deploy checks the stripped text, so run it too.
+        code = _compile(compile_restricted_eval, expression.strip(), "<expression>")
+        return eval(code, _scope(context, external_context))  # noqa: S307 - restricted, guarded
 
     def execute(self, script, context, external_context=None):
         """Run a script task; only the names it binds flow back into the task data."""
-        compiled = compile_restricted_exec(script, "<script>")
-        if compiled.errors:
-            raise ScriptError("; ".join(compiled.errors))
-        scope = _restricted_globals()
-        scope.update(external_context or {})
-        scope.update(context)
-        exec(compiled.code, scope)  # noqa: S102 - restricted bytecode with guarded globals
+        scope = _scope(context, external_context)
+        exec(_compile(compile_restricted_exec, script, "<script>"), scope)  # noqa: S102 - restricted
         for key, value in scope.items():
             if not key.startswith("_") and not callable(value):
                 context[key] = value

@@ -139,6 +139,9 @@ def request_repeat(session: Session, order_id: int, card_ids: list[int], misprin
                                  "with a reason to produce it again.")
         if item.status == "pending":
             raise SelectionError(f"Card {numbers[cid]} has not been produced yet.")
+    # The marks of an earlier post that never reached the engine must not ride along.
+    session.execute(update(OrderCard).where(OrderCard.order_id == order_id)
+                    .values(repeat_requested=False, misprint_reason=None))
     for cid in wanted:
         items[cid].repeat_requested = True
         items[cid].misprint_reason = (misprints.get(cid) or "").strip() or None

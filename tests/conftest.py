@@ -18,6 +18,7 @@ from engine.config import Settings
 from engine.db import unit_of_work
 from engine.users import add_user
 from tasks.cardsdk.ca import LocalCA, ca_folder
+from tasks.cardsdk.piv.testbed import PcscTestbed
 
 POSTGRES_URL = os.environ.get("CARDFLOW_TEST_POSTGRES_URL")
 
@@ -66,6 +67,15 @@ def postgres_url() -> Iterator[str]:
     with admin.begin() as connection:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def pcsc_testbed(tmp_path_factory) -> Iterator[PcscTestbed]:
+    """pcscd (started when none runs) and the virtual card process, for one test module."""
+    bed = PcscTestbed(tmp_path_factory.mktemp("pcscd"))
+    bed.start()
+    yield bed
+    bed.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tasks.cardsdk.encoder import build_encoder, card_guid
 from tasks.cardsdk.job import CardJob
 from tasks.cardsdk.piv.client import PivClient
 from tasks.cardsdk.piv.errors import CardRemovedError, WrongFactoryKeyError
-from tasks.cardsdk.piv.testbed import READER, PcscTestbed
+from tasks.cardsdk.piv.testbed import READER
 from tasks.cardsdk.piv.transport import PcscTransport
 from tasks.store import Base
 
@@ -27,12 +27,8 @@ pytestmark = pytest.mark.pcscd
 
 
 @pytest.fixture(scope="module")
-def testbed(tmp_path_factory):
-    """pcscd (started if none runs) and the virtual card process, for this module."""
-    bed = PcscTestbed(tmp_path_factory.mktemp("pcscd"))
-    bed.start()
-    yield bed
-    bed.stop()
+def testbed(pcsc_testbed):
+    return pcsc_testbed
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from tasks.cardsdk.encoder import card_guid
 from tasks.cardsdk.piv import profiles
 from tasks.cardsdk.piv.client import PivClient
 from tasks.cardsdk.piv.errors import WrongFactoryKeyError
-from tasks.cardsdk.piv.testbed import READER, PcscTestbed
+from tasks.cardsdk.piv.testbed import READER
 from tasks.cardsdk.piv.transport import PcscTransport
 from tests.conftest import make_settings, start_services
 from tests.integration.flow import add_cards, card_states, select_and_issue, start, submit
@@ -23,11 +23,8 @@ pytestmark = pytest.mark.pcscd
 
 
 @pytest.fixture(scope="module")
-def testbed(tmp_path_factory):
-    bed = PcscTestbed(tmp_path_factory.mktemp("pcscd"))
-    bed.start()
-    yield bed
-    bed.stop()
+def testbed(pcsc_testbed):
+    return pcsc_testbed
 
 
 @pytest.fixture(scope="module")

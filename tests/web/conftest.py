@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from werkzeug.datastructures import MultiDict
 
 from engine.db import unit_of_work
-from engine.web import create_app
+from engine.web.app import create_app
 from tasks.demo import add_requested_cards
 
 PASSWORD = "correct-horse-battery"

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from engine.runtime import Runtime
-from engine.web import create_app
+from engine.web.app import create_app
 from tests.web.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"

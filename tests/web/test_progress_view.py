@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from engine.runtime import Runtime
-from engine.web import create_app
+from engine.web.app import create_app
 
 
 @pytest.fixture
