@@ -9,6 +9,7 @@ from sqlalchemy import select
 from engine.db import unit_of_work
 from engine.store import Instance
 from tasks import orders
+from tasks.cardsdk.records import IssuedCertificate
 from tasks.store import CardEvent, ProductionAttempt, Reservation
 from tests.integration.flow import add_cards, card_states, order_id, select_and_issue, start, submit
 
@@ -35,6 +36,11 @@ def test_select_produce_misprint_repeat_complete(services):
         assert [(a.attempt, a.outcome) for a in attempts] == [(1, "produced"), (2, "produced")]
         assert attempts[0].spoiled_reason == "colour stripe across the photo area"
         assert attempts[0].physical_serial != attempts[1].physical_serial
+        certificates = {c.attempt_ref: c for c in session.scalars(
+            select(IssuedCertificate).where(IssuedCertificate.attempt_ref.like(f"order-{oid}/card-2/%")))}
+        spoiled, remade = (certificates[f"order-{oid}/card-2/attempt-{n}"] for n in (1, 2))
+        assert spoiled.revoked_at is not None and "colour stripe" in spoiled.revocation_reason
+        assert remade.revoked_at is None
 
     assert submit(services, instance_id, task, {"action": "complete", "confirm_ok": True}) is None
     assert services.runtime.view(instance_id).status == "completed"
