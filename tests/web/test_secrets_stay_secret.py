@@ -12,7 +12,6 @@ from sqlalchemy import select, text
 from engine.db import unit_of_work
 from engine.store import AuditEvent, Instance
 from tasks.cardsdk.records import CustodySecret
-from tasks.queries import order_for_instance
 from tests.web.test_batch_orders import issue
 
 
@@ -38,7 +37,6 @@ def test_generated_secrets_appear_nowhere(login, services, requested_cards, capl
     with unit_of_work(services.sessions) as session:
         workflow = session.get(Instance, instance_id).state
         audit = json.dumps([(a.action, a.detail) for a in session.scalars(select(AuditEvent))], default=str)
-        order_id = order_for_instance(session, instance_id).id
         # Every table's every row as text, except custody's ciphertexts (checked below).
         tables = [str(row) for name in ("cards", "card_events", "orders", "order_cards",
                                         "production_attempts", "issued_certificates", "audit_events")
