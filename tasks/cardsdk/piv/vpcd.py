@@ -90,6 +90,9 @@ class VirtualCardProcess:
                 continue
             # A short timeout lets the loop notice swap and stop requests between APDUs.
             connection.settimeout(0.2)
+            # Answers are small and strictly request/response: without this, Nagle's algorithm
+            # and delayed ACKs hold each answer back for tens of milliseconds.
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return connection
         raise SystemExit(0)
 
@@ -122,6 +125,10 @@ class VirtualCardProcess:
                 return
             if not chunk:
                 return
+            # vpcd sends the length and the APDU in two writes: acknowledging at once lets the
+            # second one through instead of after the 40 ms delayed-ACK timer (Linux only).
+            if hasattr(socket, "TCP_QUICKACK"):
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             buffer += chunk
             while len(buffer) >= 2 and len(buffer) >= 2 + int.from_bytes(buffer[:2], "big"):
                 size = int.from_bytes(buffer[:2], "big")
