@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
-import threading
 import time
 from datetime import date, timedelta
 
@@ -15,8 +15,9 @@ from sqlalchemy.orm import sessionmaker
 import tasks.cardsdk.records  # noqa: F401
 from tasks.cardsdk.ca import CERT_FILE, LocalCA
 from tasks.cardsdk.custody import Custody, load_or_create_key
-from tasks.cardsdk.encoder import build_encoder, card_guid
+from tasks.cardsdk.encoder import Encoder, build_encoder, card_guid
 from tasks.cardsdk.job import CardJob
+from tasks.cardsdk.piv import profiles
 from tasks.cardsdk.piv.client import PivClient
 from tasks.cardsdk.piv.errors import CardRemovedError, WrongFactoryKeyError
 from tasks.cardsdk.piv.testbed import READER
@@ -168,14 +169,35 @@ def test_yubico_piv_tool_reads_status_and_chuid(encoded):
     assert chuid.returncode == 0 and card_guid(2).hex() in chuid.stdout
 
 
+class PullingSource:
+    """Hands out the reader's card, and pulls it out of the reader after ``after`` commands."""
+
+    def __init__(self, testbed, after: int) -> None:
+        self.testbed, self.after = testbed, after
+
+    def next_card(self) -> PcscTransport:
+        transport = PcscTransport(READER)
+        transmit, sent = transport.transmit, []
+
+        def pulling_transmit(apdu: bytes) -> bytes:
+            sent.append(apdu)
+            if len(sent) == self.after:
+                old = self.testbed.current_serial()
+                self.testbed.card.send_signal(signal.SIGUSR1)
+                while self.testbed.current_serial() == old:
+                    time.sleep(0.02)
+            return transmit(apdu)
+
+        transport.transmit = pulling_transmit
+        return transport
+
+
 def test_pulling_the_card_mid_encoding_is_reported(encoded, testbed, world):
     testbed.new_card()
-    # Pull the card shortly after the encoding started (a whole encoding takes about a second).
-    puller = threading.Timer(0.3, lambda: testbed.card.send_signal(10))
-    puller.start()
+    encoder = Encoder(PullingSource(testbed, after=6), world["ca"], world["custody"],
+                      profiles.get("piv-3des-p256"))
     started = time.monotonic()
     with pytest.raises(CardRemovedError, match="left reader"):
-        world["encoder"].encode(job(3))
-    puller.join()
+        encoder.encode(job(3))
     assert time.monotonic() - started < 10
     testbed.wait_for_card(testbed.current_serial())
