@@ -150,6 +150,22 @@ def cards(obj: CliContext, state: str | None, as_json: bool) -> None:
             click.echo(f"{row['number']}\t{row['state']}")
 
 
+def _attach_virtual_card(ctx: click.Context, obj: CliContext) -> None:
+    """Start pcscd (when not running) and the virtual card process; encode through them."""
+    from engine.config import StationSettings
+    from tasks.cardsdk.piv.testbed import PcscTestbed
+
+    bed = PcscTestbed(obj.instance_path / "virtual-card")
+    try:
+        bed.start()
+    except (OSError, RuntimeError) as error:
+        raise click.ClickException(f"pcscd with the virtual card did not start: {error}") from None
+    ctx.call_on_close(bed.stop)
+    obj.settings.station = StationSettings(name="virtual-pcsc", transport="pcsc", reader="Virtual PCD*",
+                                           virtual_card_state=bed.state_file)
+    click.echo("encoding through pcscd, reader Virtual PCD 00 00")
+
+
 def _serve(obj: CliContext, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
@@ -173,12 +189,16 @@ def run(obj: CliContext, host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True)
 @click.option("--requested", default=200, show_default=True, help="Requested cards to create if none exist.")
+@click.option("--pcsc", is_flag=True,
+              help="Encode through pcscd and the virtual card process instead of in-process.")
 @click.pass_context
-def demo(ctx: click.Context, host: str, port: int, requested: int) -> None:
+def demo(ctx: click.Context, host: str, port: int, requested: int, pcsc: bool) -> None:
     """Initialise, create demo users and cards on first run, and serve: the embedded default."""
     from tasks.queries import list_cards
 
     obj: CliContext = ctx.obj
+    if pcsc:
+        _attach_virtual_card(ctx, obj)
     ctx.invoke(init)
     with unit_of_work(obj.sessions) as session:
         first_run = not list_cards(session)
