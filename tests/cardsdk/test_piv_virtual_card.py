@@ -170,3 +170,16 @@ def test_discovery_object_and_missing_objects(client, card):
     assert client.get_object(0x5FC10A) is None
     data, status = exchange(card.transmit, Command(0x00, 0xFD, 0, 0, le=0))
     assert status == 0x9000 and len(data) == 3
+
+
+def test_a_card_profile_can_come_from_a_json_file(tmp_path):
+    import json
+
+    from tasks.cardsdk.piv import profiles
+
+    data = dict(profiles.PROFILES["piv-aes128-p256"], factory_pin="654321")
+    path = tmp_path / "acme-stock.json"
+    path.write_text(json.dumps(data))
+    profile = profiles.get(str(path))
+    assert (profile.name, profile.factory_pin) == ("acme-stock", "654321")
+    assert profile.management_algorithm == "AES128"

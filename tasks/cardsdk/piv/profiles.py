@@ -139,7 +139,10 @@ def from_dict(name: str, data: dict) -> CardProfile:
 
 
 def get(name: str) -> CardProfile:
-    """The built-in profile ``name``; ValueError lists the known names otherwise."""
+    """The built-in profile ``name``, or the profile in the JSON file ``name`` names (another card
+    type is configuration, not code); ValueError lists the known names otherwise."""
+    if name.endswith(".json"):
+        return load(Path(name))
     if name not in PROFILES:
         raise ValueError(f"unknown card profile {name!r}; known: {', '.join(sorted(PROFILES))}")
     return from_dict(name, PROFILES[name])
