@@ -167,13 +167,13 @@ def _attach_virtual_card(ctx: click.Context, obj: CliContext) -> None:
 
 
 def _serve(obj: CliContext, host: str, port: int) -> None:
-    from werkzeug.serving import run_simple
+    from waitress import serve
 
     from engine.web.app import create_app
 
     app = create_app(obj.settings, obj.services)
     click.echo(f"cardflow serving on http://{host}:{port}/")
-    run_simple(host, port, app, threaded=True)
+    serve(app, host=host, port=port, threads=8, ident="cardflow")
 
 
 @main.command()
