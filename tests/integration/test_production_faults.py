@@ -21,12 +21,14 @@ from tests.cardsdk.faults import FaultyCard
 from tests.conftest import start_services
 from tests.integration.flow import add_cards, card_states, order_id, select_and_issue, start, submit
 
-FAULTS = [  # the blank cards the station takes, in order: four bad ones, then good stock
-    FaultyCard(0x47, bytes.fromhex("6982"), 1),  # key generation refused
-    FaultyCard(0x24, bytes.fromhex("6A80"), 1),  # PIN change: wrong data
-    FaultyCard(0xDB, b"\x90", 1),  # garbage answer to PUT DATA
-    FaultyCard(0xDB, None, 2),  # pulled out of the reader mid-encoding
-]
+def faulty_cards() -> list[FaultyCard]:
+    """The blank cards the station takes first, in order; good stock follows."""
+    return [
+        FaultyCard(0x47, bytes.fromhex("6982"), 1),  # key generation refused
+        FaultyCard(0x24, bytes.fromhex("6A80"), 1),  # PIN change: wrong data
+        FaultyCard(0xDB, b"\x90", 1),  # garbage answer to PUT DATA
+        FaultyCard(0xDB, None, 2),  # pulled out of the reader mid-encoding
+    ]
 
 
 class CardStock:
@@ -43,7 +45,7 @@ def faulty_station(settings):
     def build(sessions):
         ca = LocalCA(ca_folder(settings.instance_path), settings.ca_passphrase, sessions)
         custody = Custody(sessions, load_or_create_key(settings.instance_path))
-        encoder = Encoder(CardStock(FAULTS), ca, custody, profiles.get("piv-3des-p256"))
+        encoder = Encoder(CardStock(faulty_cards()), ca, custody, profiles.get("piv-3des-p256"))
         return Station(SpoolPrinter(), encoder, "faulty")
     return build
 
