@@ -9,6 +9,7 @@ import sys
 from functools import cached_property
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from engine import bootstrap
 from engine.config import Settings
@@ -48,7 +49,20 @@ class CliContext:
             self.sessions.kw["bind"].dispose()
 
 
-@click.group()
+class CardflowGroup(click.Group):
+    """Turns a database that is missing or not initialised into one clear line, not a trace."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; database errors become a ClickException naming the fix."""
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as error:
+            reason = str(error.orig).splitlines()[0] if error.orig else str(error)
+            raise click.ClickException(f"the database is not ready ({reason}); run 'cardflow init' "
+                                       "and check CARDFLOW_DATABASE_URL") from None
+
+
+@click.group(cls=CardflowGroup)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """cardflow: issue temporary smart cards from BPMN workflows."""

@@ -73,3 +73,10 @@ def test_bad_option_file_is_refused_with_line_and_previous_version_stays(cli, tm
     assert "nothing changed" in refused.output
     script.write_text(script.read_text().replace("pin_length = 12", "pin_length = 8"))
     assert "TempCardsScriptOptions v2 deployed" in cli("deploy", source=source).output
+
+
+def test_commands_on_an_uninitialised_database_say_what_to_do(cli):
+    listed = cli("cards")
+    assert listed.exit_code == 1
+    assert "the database is not ready" in listed.output and "cardflow init" in listed.output
+    assert "Traceback" not in listed.output
