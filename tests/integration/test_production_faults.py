@@ -21,6 +21,7 @@ from tests.cardsdk.faults import FaultyCard
 from tests.conftest import start_services
 from tests.integration.flow import add_cards, card_states, order_id, select_and_issue, start, submit
 
+
 def faulty_cards() -> list[FaultyCard]:
     """The blank cards the station takes first, in order; good stock follows."""
     return [
