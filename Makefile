@@ -23,7 +23,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-setup: system-packages $(VENV)/.installed
+# bpmnlint (the linter of bpmn.io and Camunda Modeler) checks processes/ in the tests.
+BPMNLINT := tests/bpmnlint/node_modules/.package-lock.json
+$(BPMNLINT): tests/bpmnlint/package-lock.json
+	npm ci --prefix tests/bpmnlint --no-audit --no-fund --loglevel=error
+
+setup: system-packages $(VENV)/.installed $(BPMNLINT)
 
 demo: setup
 	CARDFLOW_INSTANCE_PATH=$(INSTANCE) $(VENV)/bin/cardflow demo --host $(HOST) --port $(PORT)
