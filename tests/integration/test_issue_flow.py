@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from sqlalchemy import select
 
+from engine import bootstrap
 from engine.db import unit_of_work
 from engine.store import Instance
 from tasks import orders
-from tasks.cardsdk.records import IssuedCertificate
-from tasks.store import CardEvent, ProductionAttempt, Reservation
+from tasks.cardsdk.records import CustodySecret, IssuedCertificate
+from tasks.store import CardEvent, Order, ProductionAttempt, Reservation
 from tests.integration.flow import add_cards, card_states, order_id, select_and_issue, start, submit
 
 
@@ -92,3 +94,26 @@ def test_workflow_state_holds_no_per_card_data(services):
     assert "TC-000150" not in state
     assert size < 50_000, size
     assert json.loads(state)
+
+
+def test_print_only_options_produce_cards_without_touching_a_chip(services, tmp_path):
+    source = tmp_path / "source"
+    for folder in ("processes", "forms", "options"):
+        shutil.copytree(services.settings.source_path / folder, source / folder)
+    script = source / "options" / "TempCardsScriptOptions"
+    script.write_text(script.read_text().replace("encode_card = True", "encode_card = False")
+                      .replace('certificates = ["PIV Authentication"]', "certificates = []"))
+    services.settings.source_path = source
+    assert "TempCardsScriptOptions v2 deployed" in bootstrap.deploy(services, "admin")
+    add_cards(services, 2)
+    instance_id, task = start(services)
+    task = select_and_issue(services, instance_id, task, [1, 2])
+    submit(services, instance_id, task, {"action": "next"})
+    assert set(card_states(services).values()) == {"unassigned"}
+    with unit_of_work(services.sessions) as session:
+        order = session.get(Order, order_id(services, instance_id))
+        assert (order.options_version, order.options["encode_card"]) == (2, False)
+        serials = session.scalars(select(ProductionAttempt.physical_serial)).all()
+        assert all(serial.startswith("PRN-") for serial in serials)
+        assert session.scalars(select(CustodySecret)).all() == []
+        assert session.scalars(select(IssuedCertificate)).all() == []
