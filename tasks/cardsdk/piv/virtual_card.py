@@ -11,11 +11,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-
-from tasks.cardsdk.piv import mgmt_key
+from tasks.cardsdk.piv import card_keys, mgmt_key
 from tasks.cardsdk.piv.apdu import Command, parse_command, parse_tlv, tlv
 from tasks.cardsdk.piv.errors import MalformedResponseError
 from tasks.cardsdk.piv.profiles import ALGORITHMS, DEFAULT_MANAGEMENT_KEY, PIV_AID
@@ -237,23 +233,12 @@ class VirtualPivCard:
             raise _Status(0x6A86)
         template = dict(parse_tlv(command.data)).get(0xAC)
         algorithm = dict(parse_tlv(template)).get(0x80) if template is not None else None
-        if algorithm == bytes([ALGORITHMS["RSA2048"]]):
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            numbers = key.public_key().public_numbers()
-            body = tlv(0x81, numbers.n.to_bytes(256, "big")) + tlv(0x82, numbers.e.to_bytes(3, "big"))
-        elif algorithm == bytes([ALGORITHMS["P256"]]):
-            key = ec.generate_private_key(ec.SECP256R1())
-            point = key.public_key().public_bytes(
-                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-            )
-            body = tlv(0x86, point)
-        else:
-            raise _Status(0x6A80)
-        self.keys[command.p2] = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        try:
+            self.keys[command.p2], public_key = card_keys.generate(algorithm)
+        except card_keys.BadKeyRequest:
+            raise _Status(0x6A80) from None
         self.dirty = True
-        return tlv(0x7F49, body)
+        return public_key
 
     def _general_authenticate(self, command: Command) -> bytes:
         """GENERAL AUTHENTICATE: 9B management-key auth, or a private-key operation in a slot."""
@@ -303,29 +288,10 @@ class VirtualPivCard:
             raise _Status(0x6A82)
         if slot in PIN_SLOTS and not self._pin_ok:
             raise _Status(0x6982)
-        key = serialization.load_pem_private_key(self.keys[slot], password=None)
-        is_rsa = isinstance(key, rsa.RSAPrivateKey)
-        if algorithm != ALGORITHMS["RSA2048" if is_rsa else "P256"]:
-            raise _Status(0x6A80)
-        if 0x81 in items and is_rsa:
-            numbers = key.private_numbers()
-            value = int.from_bytes(items[0x81], "big")
-            if len(items[0x81]) != 256 or value >= numbers.public_numbers.n:
-                raise _Status(0x6A80)
-            result = pow(value, numbers.d, numbers.public_numbers.n).to_bytes(256, "big")
-        elif 0x81 in items:
-            # PIV hands ECDSA the hash already sized to the curve: left-pad or truncate to 32.
-            digest = items[0x81][:32].rjust(32, b"\x00")
-            result = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        elif 0x85 in items and not is_rsa:
-            try:
-                peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), items[0x85])
-            except ValueError:
-                raise _Status(0x6A80) from None
-            result = key.exchange(ec.ECDH(), peer)
-        else:
-            raise _Status(0x6A80)
-        return tlv(0x7C, tlv(0x82, result))
+        try:
+            return tlv(0x7C, tlv(0x82, card_keys.private_operation(self.keys[slot], algorithm, items)))
+        except card_keys.BadKeyRequest:
+            raise _Status(0x6A80) from None
 
     def _object_tag(self, command: Command) -> int:
         """The object named by tag 5C of a GET/PUT DATA command."""
