@@ -29,68 +29,30 @@ OBJECT_DISCOVERY = 0x7E
 # The well-known default management key of PIV test stock and YubiKeys (not a secret).
 DEFAULT_MANAGEMENT_KEY = "010203040506070801020304050607080102030405060708"
 
+# What every PIV test stock here shares: factory PIN and PUK, and the PIV length rules.
+_PIV_STOCK = {
+    "management_key": DEFAULT_MANAGEMENT_KEY,
+    "management_algorithm": "3DES",
+    "factory_pin": "123456",
+    "factory_puk": "12345678",
+    "pin_length": [6, 8],
+    "puk_length": [8, 8],
+    "slot_algorithms": dict.fromkeys(
+        ("PIV Authentication", "Digital Signature", "Key Management", "Card Authentication"), "P256"),
+}
+_TWO_SLOTS = {"PIV Authentication": "P256", "Digital Signature": "P256"}
+
 PROFILES: dict[str, dict] = {
-    "piv-3des-p256": {
-        "management_key": DEFAULT_MANAGEMENT_KEY,
-        "management_algorithm": "3DES",
-        "factory_pin": "123456",
-        "factory_puk": "12345678",
-        "pin_length": [6, 8],
-        "puk_length": [8, 8],
-        "slot_algorithms": {
-            "PIV Authentication": "P256",
-            "Digital Signature": "P256",
-            "Key Management": "P256",
-            "Card Authentication": "P256",
-        },
-    },
-    "piv-3des-rsa": {
-        "management_key": DEFAULT_MANAGEMENT_KEY,
-        "management_algorithm": "3DES",
-        "factory_pin": "123456",
-        "factory_puk": "12345678",
-        "pin_length": [6, 8],
-        "puk_length": [8, 8],
-        "slot_algorithms": {
-            "PIV Authentication": "RSA2048",
-            "Digital Signature": "RSA2048",
-            "Key Management": "RSA2048",
-            "Card Authentication": "P256",
-        },
-    },
+    "piv-3des-p256": _PIV_STOCK,
+    "piv-3des-rsa": {**_PIV_STOCK, "slot_algorithms": {
+        "PIV Authentication": "RSA2048", "Digital Signature": "RSA2048", "Key Management": "RSA2048",
+        "Card Authentication": "P256"}},
     # YubiKey 5.7+ ship with the same default key, as AES-192.
-    "piv-aes192-p256": {
-        "management_key": DEFAULT_MANAGEMENT_KEY,
-        "management_algorithm": "AES192",
-        "factory_pin": "123456",
-        "factory_puk": "12345678",
-        "pin_length": [6, 8],
-        "puk_length": [8, 8],
-        "slot_algorithms": {
-            "PIV Authentication": "P256",
-            "Digital Signature": "P256",
-            "Key Management": "P256",
-            "Card Authentication": "P256",
-        },
-    },
-    "piv-aes128-p256": {
-        "management_key": "000102030405060708090a0b0c0d0e0f",
-        "management_algorithm": "AES128",
-        "factory_pin": "123456",
-        "factory_puk": "12345678",
-        "pin_length": [6, 8],
-        "puk_length": [8, 8],
-        "slot_algorithms": {"PIV Authentication": "P256", "Digital Signature": "P256"},
-    },
-    "piv-aes256-p256": {
-        "management_key": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-        "management_algorithm": "AES256",
-        "factory_pin": "123456",
-        "factory_puk": "12345678",
-        "pin_length": [6, 8],
-        "puk_length": [8, 8],
-        "slot_algorithms": {"PIV Authentication": "P256", "Digital Signature": "P256"},
-    },
+    "piv-aes192-p256": {**_PIV_STOCK, "management_algorithm": "AES192"},
+    "piv-aes128-p256": {**_PIV_STOCK, "management_algorithm": "AES128", "slot_algorithms": _TWO_SLOTS,
+                        "management_key": "000102030405060708090a0b0c0d0e0f"},
+    "piv-aes256-p256": {**_PIV_STOCK, "management_algorithm": "AES256", "slot_algorithms": _TWO_SLOTS,
+                        "management_key": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"},
 }
 DEFAULT_PROFILE = "piv-3des-p256"
 
