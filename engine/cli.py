@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import secrets
+import signal
 import sys
 from functools import cached_property
 
@@ -175,6 +176,8 @@ def _attach_virtual_card(ctx: click.Context, obj: CliContext) -> None:
     except (OSError, RuntimeError) as error:
         raise click.ClickException(f"pcscd with the virtual card did not start: {error}") from None
     ctx.call_on_close(bed.stop)
+    # Stopped by a service manager (SIGTERM), still stop pcscd and the virtual card we started.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     obj.settings.station = StationSettings(name="virtual-pcsc", transport="pcsc", reader="Virtual PCD*",
                                            virtual_card_state=bed.state_file)
     click.echo("encoding through pcscd, reader Virtual PCD 00 00")
