@@ -75,6 +75,14 @@ def _next_version(session: Session, model, key_column, key: str, content_hash: s
     return None, (current.version if current else 0) + 1
 
 
+def _record(session: Session, row: Definition | OptionVersion, actor: str, what: dict) -> None:
+    """Store a new version and the audit event that says who deployed it."""
+    session.add(row)
+    session.add(AuditEvent(actor=actor, action="deploy",
+                           detail={**what, "version": row.version, "content_hash": row.content_hash}))
+    session.flush()
+
+
 def deploy_process(session: Session, validated: ValidatedProcess, actor: str) -> tuple[Definition, bool]:
     """Store a validated process as its next version; the current row if the content is unchanged."""
     current, version = _next_version(session, Definition, Definition.process_id, validated.process_id,
@@ -91,12 +99,7 @@ def deploy_process(session: Session, validated: ValidatedProcess, actor: str) ->
         spec_json=validated.spec_json,
         deployed_by=actor,
     )
-    session.add(definition)
-    session.add(AuditEvent(actor=actor, action="deploy", detail={
-        "process_id": definition.process_id, "version": definition.version,
-        "content_hash": definition.content_hash,
-    }))
-    session.flush()
+    _record(session, definition, actor, {"process_id": definition.process_id})
     return definition, True
 
 
@@ -114,11 +117,7 @@ def store_options(session: Session, validated: ValidatedOptions, actor: str) -> 
         values=validated.values,
         deployed_by=actor,
     )
-    session.add(options)
-    session.add(AuditEvent(actor=actor, action="deploy", detail={
-        "option_script": options.name, "version": options.version, "content_hash": options.content_hash,
-    }))
-    session.flush()
+    _record(session, options, actor, {"option_script": options.name})
     return options, True
 
 

@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 from engine.db import unit_of_work
 from engine.web.app import create_app
 from tasks.demo import add_requested_cards
+from tests.web.console_steps import issue, title
 
 PASSWORD = "correct-horse-battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -106,3 +107,14 @@ def requested_cards(services) -> int:
     """Twelve requested cards, TC-000001 to TC-000012."""
     with unit_of_work(services.sessions) as session:
         return add_requested_cards(session, 12, "Test Organisation")
+
+
+@pytest.fixture
+def reviewing(login, services, requested_cards):
+    """An operator at the Review production step, cards 10 and 11 produced."""
+    op = login()
+    instance_id = op.start()
+    issue(op, instance_id, [10, 11])
+    op.submit(instance_id, {"action": "next"})
+    assert title(op.order_page(instance_id)) == "Review production"
+    return op, instance_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.web.conftest import PASSWORD, csrf_token
-from tests.web.test_batch_orders import issue
+from tests.web.console_steps import issue
 
 
 def test_login_sends_each_role_to_its_start_page(login):

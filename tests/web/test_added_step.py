@@ -10,7 +10,7 @@ import pytest
 
 from engine.config import Settings
 from tests.conftest import make_settings
-from tests.web.test_batch_orders import card_states, issue, title
+from tests.web.console_steps import card_states, issue, title
 
 REPO = Path(__file__).resolve().parents[2]
 APPROVAL = """

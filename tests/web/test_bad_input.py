@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 
 from engine.db import unit_of_work
 from tasks.store import Card, OrderCard, Reservation, Selection
-from tests.web.test_batch_orders import issue, title
+from tests.web.console_steps import issue, title
 
 
 def snapshot(services, instance_id: str) -> tuple:
@@ -40,17 +40,6 @@ def searching(login, services, requested_cards):
     op = login()
     instance_id = op.start()
     assert title(op.order_page(instance_id)) == "Search cards"
-    return op, instance_id
-
-
-@pytest.fixture
-def reviewing(login, services, requested_cards):
-    """An operator at the Review production step, cards 10 and 11 produced."""
-    op = login()
-    instance_id = op.start()
-    issue(op, instance_id, [10, 11])
-    op.submit(instance_id, {"action": "next"})
-    assert title(op.order_page(instance_id)) == "Review production"
     return op, instance_id
 
 

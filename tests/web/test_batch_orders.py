@@ -4,35 +4,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from engine.db import unit_of_work
-from tasks.store import Card, CardEvent, Order, ProductionAttempt, Reservation
-
-
-def card_states(services) -> dict[str, str]:
-    """Card number -> state."""
-    with unit_of_work(services.sessions) as session:
-        return dict(session.execute(select(Card.number, Card.state)).all())
-
-
-def count(services, table) -> int:
-    """Rows in ``table``."""
-    with unit_of_work(services.sessions) as session:
-        return session.scalar(select(func.count()).select_from(table))
-
-
-def title(page: str) -> str:
-    """The page's heading."""
-    return re.search(r"<h1>([^<]+)</h1>", page).group(1)
-
-
-def issue(op, instance_id: str, card_ids: list[int]) -> str:
-    """Search TC-00001*, tick ``card_ids`` and press Issue multiple temporary cards; the next page."""
-    pairs = [("action", "issue")] + [("card", str(cid)) for cid in card_ids]
-    response = op.submit(instance_id, pairs, args={"number": "TC-00001"})
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return op.order_page(instance_id)
+from tasks.store import CardEvent, Order, ProductionAttempt, Reservation
+from tests.web.console_steps import card_states, count, issue, title
 
 
 def test_issue_repeat_and_complete(login, services, requested_cards):
@@ -125,12 +101,8 @@ def test_cancel_at_search_ends_the_order(login, services, requested_cards):
     assert count(services, CardEvent) == 12
 
 
-def test_cancel_after_production_closes_the_order_as_cancelled(login, services, requested_cards):
-    op = login()
-    instance_id = op.start()
-    issue(op, instance_id, [10, 11])
-    op.submit(instance_id, {"action": "next"})
-    assert title(op.order_page(instance_id)) == "Review production"
+def test_cancel_after_production_closes_the_order_as_cancelled(reviewing, services):
+    op, instance_id = reviewing
     assert op.submit(instance_id, {"action": "cancel"}).status_code == 303
     assert title(op.order_page(instance_id)) == "Order cancelled"
     assert card_states(services)["TC-000010"] == "unassigned"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from playwright import sync_api
 from werkzeug.serving import make_server
 
 from engine.runtime import Runtime
@@ -43,7 +44,6 @@ def live_url(app) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_operator_issues_two_cards_in_the_browser(live_url, make_user, requested_cards):
-    sync_api = pytest.importorskip("playwright.sync_api")
     make_user("op", "operator", PASSWORD)
     make_user("aud", "auditor", PASSWORD)
     with sync_api.sync_playwright() as playwright:

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from engine.db import unit_of_work
 from engine.store import AuditEvent, Instance
 from tasks.cardsdk.records import CustodySecret
-from tests.web.test_batch_orders import issue
+from tests.web.console_steps import issue
 
 
 def test_generated_secrets_appear_nowhere(login, services, requested_cards, caplog):
