@@ -6,6 +6,8 @@ DEBIAN_PACKAGES := pcscd vsmartcard-vpcd opensc yubico-piv-tool libpcsclite-dev 
 INSTANCE ?= $(CURDIR)/instance
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# The tests need a PostgreSQL server; by default the local one (trust auth, database test).
+export CARDFLOW_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: setup system-packages demo test lint
 

@@ -1,5 +1,6 @@
 """Two operators can never issue the same card: the database refuses the second reservation,
-on SQLite and on PostgreSQL, even when the application's own checks are raced past."""
+on SQLite and on PostgreSQL (tests/integration/conftest.py runs each test on both), even when
+the application's own checks are raced past."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from engine.db import unit_of_work
 from tasks import orders
 from tasks.store import Reservation
-from tests.conftest import make_settings, start_services
 from tests.integration.flow import add_cards, order_id, start
 
 
@@ -63,26 +63,9 @@ def _constraint(services):
             session.execute(insert(Reservation).values(card_id=1, order_id=second))
 
 
-def test_reservation_race_on_sqlite(services):
+def test_reservation_race(services):
     _race(services)
 
 
-def test_database_constraint_on_sqlite(services):
+def test_database_constraint(services):
     _constraint(services)
-
-
-@pytest.fixture
-def pg_services(tmp_path, postgres_url):
-    services = start_services(make_settings(tmp_path / "instance", postgres_url))
-    yield services
-    services.close()
-
-
-@pytest.mark.postgres
-def test_reservation_race_on_postgres(pg_services):
-    _race(pg_services)
-
-
-@pytest.mark.postgres
-def test_database_constraint_on_postgres(pg_services):
-    _constraint(pg_services)
