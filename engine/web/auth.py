@@ -25,7 +25,7 @@ login_manager.session_protection = "strong"
 
 # Checked against when the user name is unknown, so both failures take the same time.
 _DUMMY_HASH = generate_password_hash("not a password")
-HOME_BY_ROLE = {"operator": "batch_orders.index", "admin": "cards.lookup", "auditor": "cards.lookup"}
+HOME_BY_ROLE = {"operator": "batch_orders.index", "admin": "admin.index", "auditor": "cards.lookup"}
 
 
 @dataclass
