@@ -7,8 +7,9 @@ The web app factory, the CLI and the tests all build the product through ``build
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +18,7 @@ import tasks.cardsdk.records  # noqa: F401  (registers the Card SDK's tables on 
 from engine import schema
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
-from engine.definitions import deploy_all
+from engine.definitions import deploy_all, deploy_files
 from engine.forms.widgets import WidgetRegistry
 from engine.leases import InstanceBusy
 from engine.runner import Runner
@@ -98,12 +99,17 @@ def init_database(settings: Settings) -> None:
         db.dispose()
 
 
-def deploy(services: Services, actor: str, check_only: bool = False) -> list[str]:
-    """Validate and deploy processes/, forms/ and options/ from the source folder (all or nothing)."""
+def deploy(services: Services, actor: str, check_only: bool = False,
+           paths: Sequence[Path] | None = None) -> list[str]:
+    """Validate and deploy ``paths`` (default: processes/, forms/ and options/ of the source
+    folder), all or nothing."""
+    operators, widgets = services.registry.names(), published_widgets().names()
     with unit_of_work(services.sessions) as session:
-        return deploy_all(session, services.settings.source_path, services.registry.names(),
-                          OPTION_VALIDATORS, actor, check_only=check_only,
-                          widgets=published_widgets().names())
+        if paths:
+            return deploy_files(session, paths, operators, OPTION_VALIDATORS, actor, check_only=check_only,
+                                widgets=widgets)
+        return deploy_all(session, services.settings.source_path, operators, OPTION_VALIDATORS, actor,
+                          check_only=check_only, widgets=widgets)
 
 
 def resume_pending(services: Services) -> int:

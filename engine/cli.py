@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 from functools import cached_property
+from pathlib import Path
 
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -17,6 +18,8 @@ from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deploy_errors import DeployError
 from engine.users import ROLES, UserError, add_user
+from engine.versions import KINDS, VersionError, list_versions
+from engine.versions import rollback as versions_rollback
 from tasks.cardsdk import commands as cardsdk_commands
 
 
@@ -71,9 +74,9 @@ def main(ctx: click.Context) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-def _deploy(services: bootstrap.Services, actor: str, check_only: bool) -> None:
+def _deploy(services: bootstrap.Services, actor: str, check_only: bool, paths: tuple[Path, ...] = ()) -> None:
     try:
-        lines = bootstrap.deploy(services, actor, check_only=check_only)
+        lines = bootstrap.deploy(services, actor, check_only=check_only, paths=list(paths))
     except DeployError as error:
         raise click.ClickException(f"deploy refused, nothing changed:\n{error}") from None
     for line in lines:
@@ -100,10 +103,42 @@ def init(obj: CliContext) -> None:
 
 @main.command()
 @click.option("--check", is_flag=True, help="Validate only; deploy nothing.")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
-def deploy(obj: CliContext, check: bool) -> None:
-    """Validate and deploy processes/, forms/ and options/ (all or nothing)."""
-    _deploy(obj.services, "cardflow deploy", check_only=check)
+def deploy(obj: CliContext, check: bool, paths: tuple[Path, ...]) -> None:
+    """Validate and deploy PATHS (.bpmn processes, .json forms, option scripts), or all of
+    processes/, forms/ and options/ when none is given (all or nothing)."""
+    _deploy(obj.services, "cardflow deploy", check_only=check, paths=paths)
+
+
+@main.command()
+@click.option("--kind", type=click.Choice(sorted(KINDS)), multiple=True,
+              help="Only processes, forms or option sets (repeatable).")
+@click.pass_obj
+def versions(obj: CliContext, kind: tuple[str, ...]) -> None:
+    """List every deployed version; '*' marks the one new orders use."""
+    with unit_of_work(obj.sessions) as session:
+        for each in kind or ("process", "form", "option"):
+            for info in list_versions(session, each):
+                mark = "*" if info.current else " "
+                click.echo(f"{mark} {info.kind:<7} {info.name:<40} v{info.version:<4} "
+                           f"{info.content_hash[:12]}  {info.deployed_at:%Y-%m-%d %H:%M}  "
+                           f"{info.deployed_by:<20} {info.orders} orders")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.argument("name")
+@click.argument("version", type=click.IntRange(1, None))
+@click.pass_obj
+def rollback(obj: CliContext, kind: str, name: str, version: int) -> None:
+    """Make an earlier VERSION of a process, form or option set current for new orders."""
+    try:
+        with unit_of_work(obj.sessions) as session:
+            versions_rollback(session, kind, name, version, actor="cardflow rollback")
+    except VersionError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{name} v{version} is current; running orders keep their version")
 
 
 @main.group()

@@ -8,26 +8,47 @@ here add and flush rows; the caller (CLI, admin view) owns the transaction and c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.deploy_errors import DeployError, Problem
 from engine.option_scripts import read_option_script
-from engine.process_validation import ValidatedProcess, validate_process
-from engine.store import AuditEvent, Definition, OptionVersion
+from engine.process_validation import ValidatedProcess, check_form_file, form_kind, validate_process
+from engine.store import AuditEvent, Definition, FormVersion, OptionVersion
+from engine.versions import (
+    KINDS,
+    VersionRow,
+    current_definition,
+    current_forms,
+    current_options,
+    get_version,
+    point_at,
+)
 
 __all__ = [
-    "DeployError", "Problem", "ValidatedOptions", "ValidatedProcess", "current_definition", "current_options",
-    "deploy_all", "deploy_options", "deploy_process", "store_options", "validate_options", "validate_process",
+    "DeployError", "Problem", "ValidatedForm", "ValidatedOptions", "ValidatedProcess", "current_definition",
+    "current_options", "deploy_all", "deploy_files", "deploy_options", "deploy_process", "store_form",
+    "store_options", "validate_form", "validate_options", "validate_process",
 ]
+FORM_NAME = re.compile(r"[A-Za-z0-9_-]{1,150}\.(schema|uischema)\.json")
 
 # Checks an option set's values: (option name, reason) per problem, [] when all is well.
 OptionValidator = Callable[[dict], list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class ValidatedForm:
+    """A form file that passed its checks, ready to store."""
+
+    name: str
+    body: str
+    content_hash: str
 
 
 @dataclass(frozen=True)
@@ -40,9 +61,10 @@ class ValidatedOptions:
     content_hash: str
 
 
-def validate_options(path: Path, validators: Mapping[str, OptionValidator]) -> ValidatedOptions:
+def validate_options(path: Path, validators: Mapping[str, OptionValidator],
+                     file: str | None = None) -> ValidatedOptions:
     """Parse an option script (never running it) and check its values; DeployError with lines."""
-    file, name = str(path), path.name
+    file, name = file or str(path), path.name
     validator = validators.get(name)
     if validator is None:
         known = ", ".join(sorted(validators)) or "none"
@@ -63,30 +85,33 @@ def validate_options(path: Path, validators: Mapping[str, OptionValidator]) -> V
     return ValidatedOptions(name, source, script.values, hashlib.sha256(data).hexdigest())
 
 
-def _next_version(session: Session, model, key_column, key: str, content_hash: str):
+def _next_version(session: Session, kind: str, name: str, content_hash: str):
     """The current row when its content is ``content_hash`` (nothing to do), else the next number.
 
     Only the current version counts: going back to older content makes a new version, so what
     an admin deployed last is always what new instances run.
     """
-    current = session.scalar(select(model).where(key_column == key).order_by(model.version.desc()).limit(1))
+    model, key = KINDS[kind]
+    current = get_version(session, kind, name)
     if current is not None and current.content_hash == content_hash:
         return current, None
-    return None, (current.version if current else 0) + 1
+    newest = session.scalar(select(func.max(model.version)).where(key == name))
+    return None, (newest or 0) + 1
 
 
-def _record(session: Session, row: Definition | OptionVersion, actor: str, what: dict) -> None:
-    """Store a new version and the audit event that says who deployed it."""
+def _record(session: Session, kind: str, name: str, row: VersionRow, actor: str) -> None:
+    """Store a new version, make it current, and record who deployed it."""
     session.add(row)
-    session.add(AuditEvent(actor=actor, action="deploy",
-                           detail={**what, "version": row.version, "content_hash": row.content_hash}))
     session.flush()
+    point_at(session, kind, name, row.version, actor)
+    session.add(AuditEvent(actor=actor, action="deploy",
+                           detail={"kind": kind, "name": name, "version": row.version,
+                                   "content_hash": row.content_hash}))
 
 
 def deploy_process(session: Session, validated: ValidatedProcess, actor: str) -> tuple[Definition, bool]:
     """Store a validated process as its next version; the current row if the content is unchanged."""
-    current, version = _next_version(session, Definition, Definition.process_id, validated.process_id,
-                                     validated.content_hash)
+    current, version = _next_version(session, "process", validated.process_id, validated.content_hash)
     if current is not None:
         return current, False
     definition = Definition(
@@ -99,14 +124,13 @@ def deploy_process(session: Session, validated: ValidatedProcess, actor: str) ->
         spec_json=validated.spec_json,
         deployed_by=actor,
     )
-    _record(session, definition, actor, {"process_id": definition.process_id})
+    _record(session, "process", definition.process_id, definition, actor)
     return definition, True
 
 
 def store_options(session: Session, validated: ValidatedOptions, actor: str) -> tuple[OptionVersion, bool]:
     """Store validated options as their next version; the current row if the content is unchanged."""
-    current, version = _next_version(session, OptionVersion, OptionVersion.name, validated.name,
-                                     validated.content_hash)
+    current, version = _next_version(session, "option", validated.name, validated.content_hash)
     if current is not None:
         return current, False
     options = OptionVersion(
@@ -117,7 +141,7 @@ def store_options(session: Session, validated: ValidatedOptions, actor: str) -> 
         values=validated.values,
         deployed_by=actor,
     )
-    _record(session, options, actor, {"option_script": options.name})
+    _record(session, "option", options.name, options, actor)
     return options, True
 
 
@@ -126,6 +150,30 @@ def deploy_options(
 ) -> tuple[OptionVersion, bool]:
     """Validate one option script and store it (see validate_options and store_options)."""
     return store_options(session, validate_options(path, validators), actor)
+
+
+def validate_form(name: str, body: bytes, file: str | None = None) -> ValidatedForm:
+    """Check one form file (a JSON Schema or a UI schema, by its name); DeployError with the reason."""
+    file = file or name
+    kind = form_kind(name)
+    if kind is None or not _plain_form_name(name):
+        raise DeployError([Problem(file, None, "a form file is named <name>.schema.json (JSON Schema) or "
+                                               "<name>.uischema.json (UI schema): letters, digits, _ and -")])
+    reason = check_form_file(name, body, kind)
+    if reason:
+        raise DeployError([Problem(file, None, reason)])
+    return ValidatedForm(name, body.decode("utf-8"), hashlib.sha256(body).hexdigest())
+
+
+def store_form(session: Session, validated: ValidatedForm, actor: str) -> tuple[FormVersion, bool]:
+    """Store a validated form as its next version; the current row if the content is unchanged."""
+    current, version = _next_version(session, "form", validated.name, validated.content_hash)
+    if current is not None:
+        return current, False
+    form = FormVersion(name=validated.name, version=version, content_hash=validated.content_hash,
+                       body=validated.body, deployed_by=actor)
+    _record(session, "form", form.name, form, actor)
+    return form, True
 
 
 def deploy_all(
@@ -137,31 +185,58 @@ def deploy_all(
     check_only: bool = False,
     widgets: Collection[str] | None = None,
 ) -> list[str]:
-    """Validate root/processes/*.bpmn and root/options/*, then deploy them all or nothing.
+    """Validate root/forms/*.json, root/processes/*.bpmn and root/options/*, then deploy them all
+    or nothing (see deploy_files)."""
+    paths = sorted((root / "forms").glob("*.json")) + sorted((root / "processes").glob("*.bpmn"))
+    paths += _option_files(root / "options")
+    return deploy_files(session, paths, operators, option_validators, actor, check_only, widgets, root=root)
 
-    Raises DeployError with every problem of every file; returns one line per file saying what
-    happened ("... v2 deployed", "... unchanged (v1)", or "... valid" when ``check_only``).
+
+def deploy_files(
+    session: Session,
+    paths: Sequence[Path],
+    operators: Collection[str],
+    option_validators: Mapping[str, OptionValidator],
+    actor: str,
+    check_only: bool = False,
+    widgets: Collection[str] | None = None,
+    root: Path | None = None,
+) -> list[str]:
+    """Validate the given files (``.json`` forms, ``.bpmn`` processes, other files option scripts),
+    then deploy them all or nothing.
+
+    A process binds the forms given here first, then the deployed ones. Raises DeployError with
+    every problem of every file; returns one line per file saying what happened ("... v2
+    deployed", "... unchanged (v1)", or "... valid" when ``check_only``).
     """
+    forms: list[ValidatedForm] = []
     processes: list[tuple[Path, ValidatedProcess]] = []
     option_sets: list[ValidatedOptions] = []
     problems: list[Problem] = []
-    for path in sorted((root / "processes").glob("*.bpmn")):
+    form_paths = [path for path in paths if path.suffix == ".json"]
+    library = {**current_forms(session), **{path.name: path.read_bytes() for path in form_paths}}
+    for path in paths:
+        file = _display_name(path, root)
         try:
-            processes.append((path, validate_process(path, root / "forms", operators, widgets)))
-        except DeployError as err:
-            problems += err.problems
-    for path in _option_files(root / "options"):
-        try:
-            option_sets.append(validate_options(path, option_validators))
+            if path.suffix == ".json":
+                forms.append(validate_form(path.name, library[path.name], file))
+            elif path.suffix == ".bpmn":
+                processes.append((path, validate_process(path, library, operators, widgets, file)))
+            else:
+                option_sets.append(validate_options(path, option_validators, file))
         except DeployError as err:
             problems += err.problems
     problems += _duplicate_ids(processes)
     if problems:
         raise DeployError(problems)
     if check_only:
-        names = [item.process_id for _, item in processes] + [item.name for item in option_sets]
+        names = ([item.name for item in forms] + [item.process_id for _, item in processes]
+                 + [item.name for item in option_sets])
         return [f"{name} valid" for name in names]
     lines = []
+    for form in forms:
+        row, created = store_form(session, form, actor)
+        lines.append(_outcome(row.name, row.version, created))
     for _, process in processes:
         definition, created = deploy_process(session, process, actor)
         lines.append(_outcome(definition.process_id, definition.version, created))
@@ -169,6 +244,18 @@ def deploy_all(
         options, created = store_options(session, option_set, actor)
         lines.append(_outcome(options.name, options.version, created))
     return lines
+
+
+def _display_name(path: Path, root: Path | None) -> str:
+    """How problems name a file: relative to the project root when deploying one."""
+    if root is not None and path.is_relative_to(root):
+        return str(path.relative_to(root))
+    return str(path)
+
+
+def _plain_form_name(name: str) -> bool:
+    """Form names are file names of letters, digits, _ and - (they end up in URLs and pickers)."""
+    return FORM_NAME.fullmatch(name) is not None
 
 
 def _option_files(folder: Path) -> list[Path]:
@@ -194,23 +281,3 @@ def _duplicate_ids(processes: list[tuple[Path, ValidatedProcess]]) -> list[Probl
 def _outcome(name: str, version: int, created: bool) -> str:
     """One line of deploy output."""
     return f"{name} v{version} deployed" if created else f"{name} unchanged (v{version})"
-
-
-def current_definition(session: Session, process_id: str) -> Definition | None:
-    """The newest deployed version of a process, or None if it was never deployed."""
-    return session.scalar(
-        select(Definition)
-        .where(Definition.process_id == process_id)
-        .order_by(Definition.version.desc())
-        .limit(1)
-    )
-
-
-def current_options(session: Session, name: str) -> OptionVersion | None:
-    """The newest deployed version of an option script, or None if it was never deployed."""
-    return session.scalar(
-        select(OptionVersion)
-        .where(OptionVersion.name == name)
-        .order_by(OptionVersion.version.desc())
-        .limit(1)
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 from lxml import etree
 
 from engine.bpmn_lint import BPMN, lint
+from engine.bpmn_lint import NS as LAYOUT_NS
 from engine.deploy_errors import DeployError, Problem
 from engine.forms.schema_form import FormDefinitionError, check_form
 from engine.spiff import BpmnParseError, ScriptError, check_expression, check_script, parse_specs, parse_xml
@@ -42,11 +43,22 @@ class ValidatedProcess:
     content_hash: str
 
 
-def validate_process(path: Path, forms_dir: Path, operators: Collection[str],
-                     widgets: Collection[str] | None = None) -> ValidatedProcess:
-    """Check a BPMN file and its forms completely; raise DeployError listing every problem."""
-    file = str(path)
-    data = path.read_bytes()
+def validate_process(path: Path, forms: Path | Mapping[str, bytes], operators: Collection[str],
+                     widgets: Collection[str] | None = None, file: str | None = None) -> ValidatedProcess:
+    """Check a BPMN file and its forms completely; raise DeployError listing every problem.
+
+    ``forms`` is the forms folder, or the form bodies by file name (the deployed form library);
+    ``file`` names the file in problems (default: the path).
+    """
+    return validate_process_bytes(path.read_bytes(), file or str(path), forms, operators, widgets)
+
+
+def validate_process_bytes(data: bytes, file: str, forms: Path | Mapping[str, bytes],
+                           operators: Collection[str], widgets: Collection[str] | None = None
+                           ) -> ValidatedProcess:
+    """Check BPMN text (from a file or the admin's editor) named ``file`` in problems."""
+    if isinstance(forms, Path):
+        forms = FormFolder(forms)
     try:
         root = parse_xml(data).getroot()
         text = data.decode("utf-8")
@@ -59,13 +71,14 @@ def validate_process(path: Path, forms_dir: Path, operators: Collection[str],
     problems = [Problem(file, issue.line, f"{issue.element_id}: {issue.reason}") for issue in lint(root)]
     problems += _check_code(root, file)
     problems += _check_operators(root, file, operators)
-    forms, form_problems = _load_forms(root, file, forms_dir, widgets)
+    used_forms, form_problems = _load_forms(root, file, forms, widgets)
     problems += form_problems
     process, process_problems = _executable_process(root, file)
     problems += process_problems
     # Reasons here start with the id of the element to blame; SpiffWorkflow's parser would only
     # repeat, less clearly, a complaint about an element already reported.
-    specs, parse_problems = _parse(root, file, {p.reason.partition(": ")[0] for p in problems})
+    specs, parse_problems = _parse(root, file, _spec_file_name(process),
+                                   {p.reason.partition(": ")[0] for p in problems})
     problems += parse_problems
     if problems:
         raise DeployError(problems)
@@ -74,9 +87,9 @@ def validate_process(path: Path, forms_dir: Path, operators: Collection[str],
         process_id=process_id,
         name=process.get("name") or process_id,
         bpmn=text,
-        forms={name: body.decode("utf-8") for name, body in forms.items()},
+        forms={name: body.decode("utf-8") for name, body in used_forms.items()},
         spec_json=specs[process_id],
-        content_hash=_content_hash(data, forms),
+        content_hash=content_fingerprint(specs[process_id], used_forms, root),
     )
 
 
@@ -128,7 +141,33 @@ def _check_operators(root: etree._Element, file: str, operators: Collection[str]
     return problems
 
 
-def _load_forms(root: etree._Element, file: str, forms_dir: Path,
+class FormFolder(Mapping[str, bytes]):
+    """The form files of a folder by plain file name, read when asked for (deploy from files)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def __getitem__(self, name: str) -> bytes:
+        if not _plain_name(name):
+            raise KeyError(name)
+        path = self.folder / name
+        if not path.is_file():
+            raise KeyError(name)
+        return path.read_bytes()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(p.name for p in self.folder.glob("*.json") if p.is_file()))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _plain_name(name: str) -> bool:
+    """A plain file name: no folder, no dot file, no backslash (nothing outside the forms)."""
+    return bool(name) and name == Path(name).name and not name.startswith(".") and "\\" not in name
+
+
+def _load_forms(root: etree._Element, file: str, available: Mapping[str, bytes],
                 widgets: Collection[str] | None) -> tuple[dict[str, bytes], list[Problem]]:
     """Read every form a user task names: it must exist, be JSON, and be a valid (UI) schema;
     with ``widgets`` given, every widget a form names must be one of them."""
@@ -145,7 +184,7 @@ def _load_forms(root: etree._Element, file: str, forms_dir: Path,
         for prop_name, kind in FORM_PROPERTIES.items():
             if prop_name in properties:
                 prop = properties[prop_name]
-                reason = _load_form(forms_dir, prop.get("value") or "", kind, forms)
+                reason = _load_form(available, prop.get("value") or "", kind, forms)
                 if reason:
                     problems.append(Problem(file, prop.sourceline, f"{task.get('id')}: {reason}"))
         reason = _check_widgets(properties, forms, widgets)
@@ -168,15 +207,32 @@ def _check_widgets(properties: dict, forms: dict[str, bytes], widgets: Collectio
     return None
 
 
-def _load_form(forms_dir: Path, name: str, kind: str, forms: dict[str, bytes]) -> str | None:
-    """Load one form file into ``forms``; the reason it is unusable, or None."""
+def _load_form(available: Mapping[str, bytes], name: str, kind: str, forms: dict[str, bytes]) -> str | None:
+    """Load one form into ``forms``; the reason it is unusable, or None."""
     # A plain file name only: a BPMN upload must not make deploy read files outside forms/.
-    if not name or name != Path(name).name or name.startswith(".") or "\\" in name:
+    if not _plain_name(name):
         return f"form file name {name!r} must be a plain file name inside forms/"
-    path = forms_dir / name
-    if not path.is_file():
-        return f"form file {name} not found in {forms_dir}"
-    body = path.read_bytes()
+    try:
+        body = available[name]
+    except KeyError:
+        return f"form file {name} is not a deployed form; deploy it first or pick one of the forms"
+    reason = check_form_file(name, body, kind)
+    if reason is None:
+        forms[name] = body
+    return reason
+
+
+def form_kind(name: str) -> str | None:
+    """"schema" or "ui" from a form file's name, None when the name is neither."""
+    if name.endswith(".uischema.json"):
+        return "ui"
+    if name.endswith(".schema.json"):
+        return "schema"
+    return None
+
+
+def check_form_file(name: str, body: bytes, kind: str) -> str | None:
+    """Why a form file (JSON Schema or UI schema) is unusable, or None when it is fine."""
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -189,7 +245,6 @@ def _load_form(forms_dir: Path, name: str, kind: str, forms: dict[str, bytes]) -
             Draft202012Validator.check_schema(document)
         except SchemaError as err:
             return f"form file {name} is not a valid JSON Schema: {err.message}"
-    forms[name] = body
     return None
 
 
@@ -202,10 +257,11 @@ def _executable_process(root: etree._Element, file: str) -> tuple[etree._Element
                           f"a BPMN file must hold exactly one executable process, found {len(processes)}")]
 
 
-def _parse(root: etree._Element, file: str, reported: set[str]) -> tuple[dict[str, str], list[Problem]]:
+def _parse(root: etree._Element, file: str, spec_name: str,
+           reported: set[str]) -> tuple[dict[str, str], list[Problem]]:
     """SpiffWorkflow's XSD validation and parse; skip its complaint about an element already reported."""
     try:
-        return parse_specs(root, file), []
+        return parse_specs(root, spec_name), []
     except BpmnParseError as err:
         if err.element_id and err.element_id in reported:
             return {}, []
@@ -217,9 +273,41 @@ def _parse(root: etree._Element, file: str, reported: set[str]) -> tuple[dict[st
         return {}, [Problem(file, line, f"{where}{err}")]
 
 
-def _content_hash(bpmn: bytes, forms: dict[str, bytes]) -> str:
-    """sha256 over the BPMN and its forms (by name), so editing any of them makes a new version."""
-    digest = hashlib.sha256(b"bpmn\0" + hashlib.sha256(bpmn).digest())
+def _spec_file_name(process: etree._Element | None) -> str:
+    """The file name the parser records in the spec: the process id, wherever the text came from."""
+    return f"{process.get('id')}.bpmn" if process is not None else "process.bpmn"
+
+
+def content_fingerprint(spec_json: str, forms: Mapping[str, bytes], root: etree._Element) -> str:
+    """sha256 of what the engine runs: the parsed spec, the forms it binds, and the diagram layout.
+
+    Not the XML text: a modeler that re-serialises a process (other prefixes, attribute order,
+    whitespace) without changing it makes no new version; moving a shape does.
+    """
+    digest = hashlib.sha256(b"spec\0" + json.dumps(json.loads(spec_json), sort_keys=True).encode())
     for name in sorted(forms):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(forms[name]).digest())
+        digest.update(b"form\0" + name.encode() + b"\0" + hashlib.sha256(forms[name]).digest())
+    digest.update(b"layout\0" + json.dumps(_layout(root), sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def _layout(root: etree._Element) -> dict[str, list[float]]:
+    """Shape bounds and edge waypoints by element id, as numbers (labels are the modeler's own)."""
+    layout: dict[str, list[float]] = {}
+    for shape in root.iterfind(".//bpmndi:BPMNShape", LAYOUT_NS):
+        bounds = shape.find("dc:Bounds", LAYOUT_NS)
+        if bounds is not None:
+            layout[shape.get("bpmnElement", "")] = [_number(bounds.get(a))
+                                                    for a in ("x", "y", "width", "height")]
+    for edge in root.iterfind(".//bpmndi:BPMNEdge", LAYOUT_NS):
+        points = edge.iterfind("di:waypoint", LAYOUT_NS)
+        layout[edge.get("bpmnElement", "")] = [_number(point.get(a)) for point in points for a in ("x", "y")]
+    return layout
+
+
+def _number(text: str | None) -> float:
+    """A coordinate as a rounded number (modelers write 100, 100.0 or 100.00001 for the same)."""
+    try:
+        return round(float(text or 0), 2)
+    except ValueError:
+        return 0.0

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine import spiff
 from engine.db import unit_of_work
-from engine.definitions import current_definition
 from engine.leases import instance_lease
 from engine.services import ServiceContext, ServiceRegistry
-from engine.store import AuditEvent, Definition, Instance, OptionVersion, utcnow
+from engine.store import AuditEvent, Definition, Instance, utcnow
+from engine.versions import current_definition, current_rows
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +231,8 @@ class Runtime:
 
 def _options_snapshot(session: Session) -> dict[str, dict]:
     """The current version of every option set, copied into the instance when it starts."""
-    latest: dict[str, OptionVersion] = {}
-    for row in session.scalars(select(OptionVersion).order_by(OptionVersion.version)):
-        latest[row.name] = row
-    return {name: {"version": row.version, "values": row.values} for name, row in latest.items()}
+    rows = current_rows(session, "option")
+    return {row.name: {"version": row.version, "values": row.values} for row in rows}
 
 
 def _error_text(error: Exception) -> str:

@@ -83,7 +83,7 @@ def test_first_deploy_is_v1_and_is_audited(session, real_bpmn, forms_dir, operat
     assert created and definition.version == 1 and definition.deployed_by == "alice"
     [event] = session.scalars(select(AuditEvent)).all()
     assert event.action == "deploy" and event.actor == "alice"
-    assert event.detail == {"process_id": "TempCardsBoProcIssueMultiple", "version": 1,
+    assert event.detail == {"kind": "process", "name": "TempCardsBoProcIssueMultiple", "version": 1,
                             "content_hash": definition.content_hash}
 
 
@@ -144,7 +144,7 @@ def bad_parameter(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str,
 def missing_form(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str, str]:
     """A UI schema file that is not in forms/."""
     (forms_dir / "review_production.uischema.json").unlink()
-    return path, 'value="review_production.uischema.json"', "review_production.uischema.json not found"
+    return path, 'value="review_production.uischema.json"', "review_production.uischema.json is not a deployed form"
 
 
 def invalid_schema(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str, str]:
@@ -209,14 +209,21 @@ def test_option_scripts_deploy_once_and_refuse_bad_values_with_their_line(sessio
     assert count(session, OptionVersion) == 1
 
 
+FORM_FILES = sorted(f"{stem}.{kind}.json" for stem in ("review_production", "search_cards", "selected_cards")
+                    for kind in ("schema", "uischema"))
+
+
 def test_deploy_all_deploys_everything_then_reports_unchanged(session, project, operators):
     assert deploy_all(session, project, operators, VALIDATORS, "alice", check_only=True) == [
-        "TempCardsBoProcIssueMultiple valid", "TempCardsScriptOptions valid"]
+        *(f"{form} valid" for form in FORM_FILES), "TempCardsBoProcIssueMultiple valid",
+        "TempCardsScriptOptions valid"]
     assert count(session, Definition) == 0
     assert deploy_all(session, project, operators, VALIDATORS, "alice") == [
-        "TempCardsBoProcIssueMultiple v1 deployed", "TempCardsScriptOptions v1 deployed"]
+        *(f"{form} v1 deployed" for form in FORM_FILES), "TempCardsBoProcIssueMultiple v1 deployed",
+        "TempCardsScriptOptions v1 deployed"]
     assert deploy_all(session, project, operators, VALIDATORS, "alice") == [
-        "TempCardsBoProcIssueMultiple unchanged (v1)", "TempCardsScriptOptions unchanged (v1)"]
+        *(f"{form} unchanged (v1)" for form in FORM_FILES), "TempCardsBoProcIssueMultiple unchanged (v1)",
+        "TempCardsScriptOptions unchanged (v1)"]
 
 
 def test_deploy_all_deploys_nothing_when_any_file_is_bad(session, project, operators):
@@ -245,10 +252,10 @@ def test_going_back_to_older_content_makes_it_current_again(session, project, op
     original = script.read_text()
     script.write_text(original.replace("validity_days = 14", "validity_days = 30"))
     lines = deploy_all(session, project, operators, VALIDATORS, "alice")
-    assert lines[1] == "TempCardsScriptOptions v2 deployed"
+    assert lines[-1] == "TempCardsScriptOptions v2 deployed"
     script.write_text(original)
-    assert deploy_all(session, project, operators, VALIDATORS, "alice")[1] == (
+    assert deploy_all(session, project, operators, VALIDATORS, "alice")[-1] == (
         "TempCardsScriptOptions v3 deployed")
     assert current_options(session, TEMP_CARDS_OPTIONS).values["validity_days"] == 14
-    assert deploy_all(session, project, operators, VALIDATORS, "alice")[1] == (
+    assert deploy_all(session, project, operators, VALIDATORS, "alice")[-1] == (
         "TempCardsScriptOptions unchanged (v3)")
