@@ -6,9 +6,14 @@ Later use cases add assignment, withdrawal, locking, aborting and expiry.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
-from tasks.errors import TransitionError
+from tasks.errors import CardflowError, TransitionError
+
+# A prefix of capital letters, a dash and digits: nothing that could be read as a path or markup.
+CARD_NUMBER = re.compile(r"[A-Z]{1,8}-[0-9]{1,12}")
+MAX_NUMBER_LENGTH = 40
 
 
 class CardState(StrEnum):
@@ -48,3 +53,11 @@ def check_transition(number: str, current: str, target: str) -> None:
         raise TransitionError(f"Card {number}: unknown card state ({error}).") from None
     if goal not in ALLOWED[source]:
         raise TransitionError(f"Card {number} is {source}; it cannot become {goal}.")
+
+
+def check_card_number(number: str) -> None:
+    """Raise CardflowError unless ``number`` is a well-formed card number (``TC-000123``)."""
+    if not isinstance(number, str) or len(number) > MAX_NUMBER_LENGTH or not CARD_NUMBER.fullmatch(number):
+        shown = repr(number)[:MAX_NUMBER_LENGTH + 10]
+        raise CardflowError(f"{shown} is not a valid card number: use 1 to 8 capital letters, a dash and "
+                            "1 to 12 digits, like TC-000123.")

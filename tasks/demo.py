@@ -8,14 +8,17 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from tasks.cards import CardState
+from tasks.cards import CardState, check_card_number
 from tasks.store import Card, CardEvent, utcnow
 
 BATCH = 5000
 
 
 def add_requested_cards(session: Session, count: int, organisation: str, actor: str = "demo-data") -> int:
-    """Add ``count`` requested cards numbered after the existing ones; returns how many were added."""
+    """Add ``count`` requested cards numbered after the existing ones; returns how many were added.
+
+    A number that would not be well formed (ids past twelve digits) raises CardflowError.
+    """
     if count < 1:
         raise ValueError("Give a positive number of cards.")
     start = (session.scalar(select(func.max(Card.id))) or 0) + 1
@@ -23,8 +26,11 @@ def add_requested_cards(session: Session, count: int, organisation: str, actor: 
     randomness = random.Random(start)
     for first in range(start, start + count, BATCH):
         ids = range(first, min(first + BATCH, start + count))
+        numbers = {cid: f"TC-{cid:06d}" for cid in ids}
+        for number in numbers.values():
+            check_card_number(number)
         session.execute(insert(Card), [
-            {"id": cid, "number": f"TC-{cid:06d}", "state": CardState.REQUESTED, "organisation": organisation,
+            {"id": cid, "number": numbers[cid], "state": CardState.REQUESTED, "organisation": organisation,
              "requested_at": now - timedelta(minutes=randomness.randrange(0, 30 * 24 * 60)),
              "updated_at": now}
             for cid in ids])

@@ -1,11 +1,13 @@
 """The card printer: renders a card's front and back (CR80) to PNG and PDF in a spool folder.
 
 A real print queue is one more ``Printer`` that sends the PDF on; the spool folder is the
-embedded default and what the review page previews.
+embedded default and what the review page previews. Spool file names are built from the card id
+and the attempt number only: a card number is data and never becomes part of a path.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +23,7 @@ MM_PER_INCH = 25.4
 CR80_MM = (85.60, 53.98)
 SIZE = tuple(round(mm / MM_PER_INCH * DPI) for mm in CR80_MM)  # 1011 x 638 pixels
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+ATTEMPT_LABEL = re.compile(r"a([0-9]{1,9})")
 
 
 @lru_cache(maxsize=16)
@@ -78,8 +81,8 @@ class SpoolPrinter:
 
     def print_card(self, job: CardJob, attempt_label: str) -> PrintedCard:
         """Render and spool one card; an unwritable spool folder is a CardSdkError."""
+        stem = spool_stem(job.card_id, attempt_label)
         front, back = render_front(job), render_back(job)
-        stem = f"{job.card_number}-{attempt_label}"
         paths = PrintedCard(f"PRN-{uuid.uuid4().hex[:12].upper()}", job.spool_dir / f"{stem}-front.png",
                             job.spool_dir / f"{stem}-back.png", job.spool_dir / f"{stem}.pdf")
         try:
@@ -92,3 +95,13 @@ class SpoolPrinter:
         except OSError as error:
             raise CardSdkError(f"The printer could not spool the card: {error.strerror or error}.") from error
         return paths
+
+
+def spool_stem(card_id: int, attempt_label: str) -> str:
+    """``card-17-attempt-2`` for card id 17 and label ``a2``: a file name made of integers only."""
+    if type(card_id) is not int or card_id < 0:
+        raise CardSdkError(f"The printer needs a card id that is a whole number, not {card_id!r}.")
+    match = ATTEMPT_LABEL.fullmatch(attempt_label)
+    if match is None:
+        raise CardSdkError(f"The printer needs an attempt label like a1, not {attempt_label[:40]!r}.")
+    return f"card-{card_id:d}-attempt-{int(match.group(1)):d}"
