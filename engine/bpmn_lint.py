@@ -39,7 +39,12 @@ class LintIssue:
 
 
 def _local(element: etree._Element) -> str:
-    """The BPMN tag name without namespace, or '' for anything outside the BPMN namespace."""
+    """The BPMN tag name without namespace, or '' for anything outside the BPMN namespace.
+
+    Comments and processing instructions (modelers write them) have no tag name: ''.
+    """
+    if not isinstance(element.tag, str):
+        return ""
     qname = etree.QName(element)
     return qname.localname if qname.namespace == BPMN else ""
 

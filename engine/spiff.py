@@ -34,6 +34,9 @@ SAFE_XML_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=False
 )
 
+# The shipped process is 30 KB; a diagram 70 times larger is no longer a process but a payload.
+MAX_BPMN_BYTES = 2 * 2**20
+
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
 _VALIDATOR: BpmnValidator | None = None
 
@@ -45,7 +48,15 @@ class ScriptError(Exception):
 
 
 def parse_xml(data: bytes) -> etree._ElementTree:
-    """Parse XML safely; a DOCTYPE (the door to entity attacks) is refused outright."""
+    """Parse XML safely; a DOCTYPE (the door to entity attacks) is refused outright.
+
+    A document over MAX_BPMN_BYTES is refused before parsing; like every refusal here it is an
+    XMLSyntaxError, which deploy reports as a problem of the file.
+    """
+    if len(data) > MAX_BPMN_BYTES:
+        raise etree.XMLSyntaxError(
+            f"the document has {len(data):,} bytes, larger than the {MAX_BPMN_BYTES // 2**20} MB allowed; "
+            "remove embedded data (images, long documentation) or split the process", None, 0, 0, None)
     tree = etree.ElementTree(etree.fromstring(data, SAFE_XML_PARSER))
     if tree.docinfo.doctype:
         raise etree.XMLSyntaxError("DOCTYPE declarations are not allowed", None, 1, 0, None)
