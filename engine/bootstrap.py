@@ -29,7 +29,7 @@ from engine.web.widgets_cards import register_card_widgets
 from tasks.cardsdk.station import Station
 from tasks.cardsdk.stations import build_station
 from tasks.handlers import build_handlers
-from tasks.options import TEMP_CARDS_OPTIONS, validate_temp_card_options
+from tasks.options import TEMP_CARDS_OPTION_FIELDS, TEMP_CARDS_OPTIONS, validate_temp_card_options
 from tasks.production import ProductionContext
 from tasks.store import Base as TasksBase
 
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 METADATA = (EngineBase.metadata, TasksBase.metadata)
 OPTION_VALIDATORS = {TEMP_CARDS_OPTIONS: validate_temp_card_options}
+# How the admin's options page draws each option set's known options.
+OPTION_FIELDS = {TEMP_CARDS_OPTIONS: TEMP_CARDS_OPTION_FIELDS}
 
 
 

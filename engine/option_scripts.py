@@ -7,6 +7,7 @@ values go through ``ast.literal_eval``, so nothing in the file can execute, howe
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,3 +104,33 @@ def _describe(node: ast.AST) -> str:
         if isinstance(node, kind):
             return text
     return f"a {type(node).__name__} statement" if isinstance(node, ast.stmt) else f"a {type(node).__name__}"
+
+
+def with_values(text: str, values: dict[str, Any], filename: str) -> str:
+    """``text`` with each option's value replaced by ``values`` (as a literal), comments and layout
+    kept; options the text lacks are appended. The result reads back to ``values``."""
+    script = read_option_script(text, filename)
+    module = ast.parse(text, filename=filename)
+    lines = text.splitlines(keepends=True)
+    # Replace from the bottom up so earlier positions stay valid.
+    assignments = [s for s in module.body if isinstance(s, ast.Assign) and s.targets[0].id in values]
+    for statement in sorted(assignments, key=lambda s: s.lineno, reverse=True):
+        value = statement.value
+        start, end = value.lineno - 1, value.end_lineno - 1
+        head, tail = lines[start][:value.col_offset], lines[end][value.end_col_offset:]
+        lines[start:end + 1] = [head + _literal(values[statement.targets[0].id]) + tail]
+    missing = [name for name in values if name not in script.values]
+    if missing and lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    lines += [f"{name} = {_literal(values[name])}\n" for name in missing]
+    return "".join(lines)
+
+
+def _literal(value: Any) -> str:
+    """A value as the literal an admin would write: True, 8, "text", ["a", "b"]."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are Python's too
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
+    return repr(value)
+

@@ -6,6 +6,7 @@ a 6 to 8 digit PIN and an 8 character PUK), so a bad edit never reaches an opera
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 TEMP_CARDS_OPTIONS = "TempCardsScriptOptions"
@@ -25,6 +26,36 @@ OPTION_TYPES: dict[str, type] = {
 PIN_LENGTHS = range(6, 9)  # PIV (SP 800-73): the PIN is 6 to 8 digits
 PUK_LENGTH = 8  # PIV: the PUK is exactly 8 characters
 VALIDITY_DAYS = range(1, 367)
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """How the admin's options form shows one option: label, kind and limits (what the validator
+    below enforces, said up front)."""
+
+    name: str
+    label: str
+    kind: str  # integer | boolean | choices
+    help: str
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+# The labels of the reference product; the order of its options page.
+TEMP_CARDS_OPTION_FIELDS = (
+    OptionField("pin_length", "PIN length", "integer", "Digits of the generated PIN (PIV: 6 to 8).",
+                PIN_LENGTHS.start, PIN_LENGTHS.stop - 1),
+    OptionField("puk_length", "PUK length", "integer", "Characters of the generated PUK (PIV: exactly 8).",
+                PUK_LENGTH, PUK_LENGTH),
+    OptionField("encode_card", "Encode the temporary card", "boolean",
+                "Encode the chip (PIN, PUK, certificates); off = only print."),
+    OptionField("certificates", "Select certificates to be issued", "choices",
+                "Only valid when the card is encoded.", choices=CERTIFICATE_TYPES),
+    OptionField("validity_days", "Validity days", "integer",
+                "How long the card and its certificates are valid.",
+                VALIDITY_DAYS.start, VALIDITY_DAYS.stop - 1),
+)
 
 
 def validate_temp_card_options(values: dict[str, Any]) -> list[tuple[str, str]]:

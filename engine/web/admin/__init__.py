@@ -6,12 +6,23 @@ routes to ``bp``. Every route is for role admin only.
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from engine.web.auth import role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 admin_only = role_required("admin")
 
+# The admin menu: (endpoint, label); an entry shows once its page module is registered.
+ADMIN_MENU = (("admin.index", "Processes, forms and options"), ("admin.users", "Users"))
+
+
+@bp.context_processor
+def _admin_menu() -> dict:
+    """The admin pages' own menu, for admin/nav.html."""
+    return {"admin_menu": [(endpoint, label) for endpoint, label in ADMIN_MENU
+                           if endpoint in current_app.view_functions]}
+
+
 # The page modules register their routes on ``bp`` when imported.
-from engine.web.admin import versions  # noqa: E402,F401
+from engine.web.admin import form_editor, modeler, option_editor, process_editor, users, versions  # noqa: E402,F401
