@@ -30,6 +30,7 @@ from tasks.cardsdk.station import Station
 from tasks.cardsdk.stations import build_station
 from tasks.handlers import build_handlers
 from tasks.options import TEMP_CARDS_OPTION_FIELDS, TEMP_CARDS_OPTIONS, validate_temp_card_options
+from tasks.orders import abandon as abandon_order
 from tasks.production import ProductionContext
 from tasks.store import Base as TasksBase
 
@@ -79,7 +80,7 @@ def build_services(settings: Settings,
     runtime_box: list[Runtime] = []
     runner = Runner(lambda instance_id: runtime_box[0].advance(instance_id),
                     threads=settings.runner_threads, retry_on=(InstanceBusy,))
-    runtime = Runtime(sessions, registry, runner.submit)
+    runtime = Runtime(sessions, registry, runner.submit, on_cancel=abandon_order)
     runtime_box.append(runtime)
     return Services(settings, db, sessions, registry, runtime, runner, station)
 

@@ -56,7 +56,7 @@ class InstanceView:
     process_id: str
     process_name: str
     process_version: int
-    status: str  # running | completed | error
+    status: str  # running | completed | error | cancelled
     waiting_on: str | None  # title of the ready user task, None while the engine works
     error: str | None
     started_by: str
@@ -72,10 +72,13 @@ class Runtime:
     """Instances of deployed definitions, persisted as serializer JSON without their specs."""
 
     def __init__(self, sessions: sessionmaker[Session], services: ServiceRegistry,
-                 submit: Callable[[str], None]):
+                 submit: Callable[[str], None],
+                 on_cancel: Callable[[Session, str, str], None] | None = None):
         self.sessions = sessions
         self.services = services
         self._submit = submit
+        # Called in the cancelling transaction: the domain frees what the instance held.
+        self._on_cancel = on_cancel
 
     def start(self, process_id: str, user: str) -> str:
         """Start the current version of ``process_id`` with a snapshot of the current options."""
@@ -101,7 +104,7 @@ class Runtime:
         with instance_lease(self.sessions, instance_id):
             with unit_of_work(self.sessions) as session:
                 instance, definition = self._load_rows(session, instance_id)
-                if instance.status == "completed":
+                if instance.status in ("completed", "cancelled"):
                     return
             workflow = self._workflow(instance, definition)
             try:
@@ -121,6 +124,24 @@ class Runtime:
             instance.status, instance.error = "running", None
             session.add(AuditEvent(actor=user, action="instance retried", instance_id=instance_id, detail={}))
         self._submit(instance_id)
+
+    def cancel(self, instance_id: str, user: str) -> None:
+        """End an instance that stopped on an error without running it further (a script that ran
+        too long, a handler that keeps failing); the domain frees what it held. Audited."""
+        with instance_lease(self.sessions, instance_id):
+            with unit_of_work(self.sessions) as session:
+                instance, definition = self._load_rows(session, instance_id)
+                if instance.status != "error":
+                    raise RuntimeFailure("Only an order that stopped on an error can be cancelled here; "
+                                         "a running order is cancelled with the Cancel button of its step.")
+                workflow = self._workflow(instance, definition)
+                workflow.cancel()
+                instance.state = spiff.state_to_json(workflow)
+                instance.status, instance.updated_at = "cancelled", utcnow()
+                session.add(AuditEvent(actor=user, action="instance cancelled", instance_id=instance_id,
+                                       detail={"after_error": instance.error}))
+                if self._on_cancel is not None:
+                    self._on_cancel(session, instance_id, user)
 
     def ready_task(self, instance_id: str) -> ReadyTask | None:
         """The user task this instance waits on, or None while it works or after it ended."""
@@ -174,7 +195,7 @@ class Runtime:
     def open_instances(self, user: str | None = None) -> list[InstanceView]:
         """Instances not yet completed (of ``user`` when given), newest first: the inbox."""
         with unit_of_work(self.sessions) as session:
-            query = select(Instance.id).where(Instance.status != "completed")
+            query = select(Instance.id).where(Instance.status.in_(("running", "error")))
             if user is not None:
                 query = query.where(Instance.started_by == user)
             ids = session.scalars(query.order_by(Instance.started_at.desc())).all()

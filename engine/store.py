@@ -101,7 +101,7 @@ class Instance(Base):
     definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"), index=True)
     # {"TempCardsScriptOptions": {"version": 3, "values": {...}}}: the snapshot taken at start.
     options: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), index=True)  # running | completed | error
+    status: Mapped[str] = mapped_column(String(20), index=True)  # running | completed | error | cancelled
     state: Mapped[str] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_by: Mapped[str] = mapped_column(String(100), index=True)

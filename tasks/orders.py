@@ -181,3 +181,13 @@ def complete(session: Session, order_id: int, outcome: str, user: str) -> dict:
         order.status, order.closed_at = outcome, utcnow()
     session.execute(delete(Reservation).where(Reservation.order_id == order_id))
     return {"status": order.status, "returned_to_requested": returned}
+
+
+def abandon(session: Session, instance_id: str, user: str) -> None:
+    """The instance of an order was cancelled after an error: end the order as cancelled, free its
+    reservations and selection, send its failed cards back to requested (nothing if no order)."""
+    order = session.scalar(select(Order).where(Order.instance_id == instance_id))
+    if order is None:
+        return
+    complete(session, order.id, "cancelled", user)
+    release(session, order.id, user)
