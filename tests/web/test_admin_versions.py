@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 
 import pytest
 
@@ -193,3 +195,28 @@ def test_a_form_the_renderer_cannot_draw_is_refused(admin, services):
     assert response.status_code == 400 and "Deploy refused" in response.text
     with unit_of_work(services.sessions) as session:
         assert not [i for i in list_versions(session, "form") if i.name.startswith("broken_one")]
+
+
+def test_validate_in_the_browser_says_what_cardflow_deploy_check_says(admin, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    broken = SHIPPED.replace('name="Produce cards"', 'name=""', 1).replace('id="cards_produce"',
+                                                                          'id="cards_print"', 1)
+    (tmp_path / "processes").mkdir()
+    (tmp_path / "processes" / f"{PROCESS}.bpmn").write_text(broken)
+    monkeypatch.chdir(tmp_path)
+    settings = admin.services.settings
+    env = {"CARDFLOW_INSTANCE_PATH": str(settings.instance_path),
+           "CARDFLOW_DATABASE_URL": settings.database_url}
+    cli = CliRunner().invoke(main, ["deploy", "--check", f"processes/{PROCESS}.bpmn"], env=env)
+    assert cli.exit_code == 1
+    cli_problems = [line for line in cli.output.splitlines() if line.startswith(f"processes/{PROCESS}")]
+    assert len(cli_problems) == 2
+
+    page = admin.post(f"/admin/processes/{PROCESS}/xml", {"bpmn": broken, "process_id": PROCESS,
+                                                         "action": "check"}).text
+    shown = [re.sub(r"<[^>]+>", "", html.unescape(item)).strip()
+             for item in re.findall(r"<li>(.*?)</li>", page.split('class="problems"')[1].split("</ul>")[0])]
+    assert shown == cli_problems
