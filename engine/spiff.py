@@ -10,14 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lxml import etree
-from RestrictedPython import compile_restricted_eval, compile_restricted_exec, safe_builtins
-from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
-from RestrictedPython.Guards import (
-    full_write_guard,
-    guarded_iter_unpack_sequence,
-    guarded_unpack_sequence,
-    safer_getattr,
-)
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
@@ -28,6 +21,8 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
+
+from engine.script_sandbox import ScriptError, ScriptSandbox, compile_restricted, shared_sandbox
 
 # Entities, DTDs and the network are off: a BPMN upload must not read files or explode in memory.
 SAFE_XML_PARSER = etree.XMLParser(
@@ -41,10 +36,6 @@ SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFI
 _VALIDATOR: BpmnValidator | None = None
 
 ServiceCaller = Callable[[str, dict[str, Any]], Any]
-
-
-class ScriptError(Exception):
-    """A script or expression in a process is invalid or failed."""
 
 
 def parse_xml(data: bytes) -> etree._ElementTree:
@@ -120,65 +111,32 @@ def _attach_script_engine(workflow: BpmnWorkflow, script_engine: PythonScriptEng
         subprocess.script_engine = script_engine
 
 
-def _restricted_globals() -> dict[str, Any]:
-    """The whitelist scripts run with: safe builtins and RestrictedPython's guards, nothing else."""
-    return {
-        "__builtins__": {**safe_builtins, "len": len, "min": min, "max": max, "sum": sum,
-                         "any": any, "all": all, "sorted": sorted, "dict": dict, "list": list},
-        "_getattr_": safer_getattr,
-        "_getitem_": default_guarded_getitem,
-        "_getiter_": default_guarded_getiter,
-        "_write_": full_write_guard,
-        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-        "_unpack_sequence_": guarded_unpack_sequence,
-    }
-
-
-def _compile(compiler, text: str, name: str):
-    """Restricted bytecode for ``text``; ScriptError lists what RestrictedPython refused."""
-    result = compiler(text, name)
-    if result.errors:
-        raise ScriptError("; ".join(result.errors))
-    return result.code
-
-
-def _scope(context: dict, external_context: dict | None) -> dict[str, Any]:
-    scope = _restricted_globals()
-    scope.update(external_context or {})
-    scope.update(context)
-    return scope
-
-
 def check_expression(text: str) -> None:
-    """Raise ScriptError unless ``text`` compiles as a restricted expression."""
-    _compile(compile_restricted_eval, text, "<expression>")
+    """Raise ScriptError unless ``text`` compiles as a restricted expression (see script_sandbox)."""
+    compile_restricted(text, "eval")
 
 
 def check_script(text: str) -> None:
-    """Raise ScriptError unless ``text`` compiles as a restricted script."""
-    _compile(compile_restricted_exec, text, "<script>")
+    """Raise ScriptError unless ``text`` compiles as a restricted script (see script_sandbox)."""
+    compile_restricted(text, "exec")
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
-    """Runs BPMN scripts and conditions under RestrictedPython; services go to ``call``."""
+    """Runs BPMN scripts and conditions in the script sandbox; services go to ``call``."""
 
-    def __init__(self, call: ServiceCaller):
+    def __init__(self, call: ServiceCaller, sandbox: ScriptSandbox | None = None):
         super().__init__({})
         self._call = call
+        self._sandbox = sandbox or shared_sandbox()
 
     def evaluate(self, expression, context, external_context=None):
         """Evaluate a condition or parameter expression against the task data."""
         # Modelers wrap long conditions over lines; deploy checks the stripped text, so run it too.
-        code = _compile(compile_restricted_eval, expression.strip(), "<expression>")
-        return eval(code, _scope(context, external_context))  # noqa: S307 - restricted, guarded
+        return self._sandbox.evaluate(expression.strip(), {**(external_context or {}), **context})
 
     def execute(self, script, context, external_context=None):
-        """Run a script task; only the names it binds flow back into the task data."""
-        scope = _scope(context, external_context)
-        exec(_compile(compile_restricted_exec, script, "<script>"), scope)  # noqa: S102 - restricted
-        for key, value in scope.items():
-            if not key.startswith("_") and not callable(value):
-                context[key] = value
+        """Run a script task; the plain names it ends with flow back into the task data."""
+        context.update(self._sandbox.execute(script.strip(), {**(external_context or {}), **context}))
         return True
 
     def call_service(self, context, operation_name=None, operation_params=None, **kwargs):
@@ -188,11 +146,25 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 
 
 class ScriptEngine(PythonScriptEngine):
-    """SpiffWorkflow's engine with our environment and a working ``call_service``.
-
-    3.2.0's own ``call_service`` refers to an undefined name on errors; ours reports the
-    handler's exception as a task error instead.
+    """SpiffWorkflow's engine with our environment, errors that name their task, and a working
+    ``call_service`` (3.2.0's own refers to an undefined name on errors).
     """
+
+    def evaluate(self, task, expression, external_context=None):
+        """Evaluate ``expression`` for ``task``; a failure names the expression and the task."""
+        try:
+            return self.environment.evaluate(expression, task.data, external_context)
+        except ScriptError as err:
+            shown = " ".join(expression.split())
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise _task_error(task, f"expression '{shown}'", err)  # noqa: B904 - its cause is set
+
+    def execute(self, task, script, external_context=None):
+        """Run ``script`` for ``task``; a failure names the task."""
+        try:
+            return self.environment.execute(script, task.data, external_context or {})
+        except ScriptError as err:
+            raise _task_error(task, "script", err)  # noqa: B904 - its cause is set
 
     def call_service(self, task, **kwargs):
         """Call a service for ``task``; errors become workflow task exceptions."""
@@ -200,6 +172,18 @@ class ScriptEngine(PythonScriptEngine):
             return self.environment.call_service(task.data, **kwargs)
         except Exception as err:  # the handler's error, shown with the task that called it
             raise self.create_task_exec_exception(task, "", err) from err
+
+
+def _task_error(task, what: str, err: ScriptError) -> WorkflowTaskException:
+    """A task error caused by "script of task Activity_X (Name) ran longer than 2 s" (the
+    message the runtime records for the instance)."""
+    spec = task.task_spec
+    name = f" ({spec.bpmn_name})" if spec.bpmn_name else ""
+    labelled = ScriptError(f"{what} of task {spec.bpmn_id}{name} {err}")
+    labelled.__cause__ = err
+    failure = WorkflowTaskException(str(labelled), task=task, exception=labelled)
+    failure.__cause__ = labelled
+    return failure
 
 
 class BpmnParseError(Exception):

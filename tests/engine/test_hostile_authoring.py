@@ -108,3 +108,85 @@ def test_a_document_under_the_limit_with_padding_still_deploys(tmp_path, real_bp
     padding = "<!--" + "x" * (spiff.MAX_BPMN_BYTES - 100_000) + "-->"
     path = write(tmp_path, edited_text(real_bpmn, ("\n  <bpmn:process", f"\n  {padding}\n  <bpmn:process")))
     assert validate_process(path, forms_dir, operators).process_id == "TempCardsBoProcIssueMultiple"
+
+
+# --- conditions and scripts ------------------------------------------------------------------------
+
+REFUSED_CODE = [
+    ("'{0.__class__}'.format(order)", "line 1: .format() is not allowed"),
+    ("'{o}'.format_map(order)", "line 1: .format_map() is not allowed"),
+    ("'{0.__class__.__mro__}' + action", "line 1: the text names the Python internal '__class__'"),
+    ("b'__globals__' == action", "the Python internal '__globals__'"),
+    ("f'{action!r:{\"__class__\"}}'", "the Python internal '__class__'"),
+    ("().__class__.__base__", '"__class__" is an invalid attribute name'),
+]
+TOO_DEEP = {
+    "nested parentheses": "(" * 4_000 + "1" + ")" * 4_000,
+    "nested lists": "[" * 4_000 + "]" * 4_000,
+    "a long chain of additions": "1" + "+1" * 4_999,
+    "nested unary minus": "-" * 9_000 + "1",
+    "nested not": "not " * 2_400 + "x",
+    "attribute chain": "x" + ".a" * 4_000,
+    "nested conditional expressions": "1 if x else " * 800 + "1",
+}
+
+
+@pytest.mark.parametrize(("code", "reason"), REFUSED_CODE)
+def test_format_and_python_internals_are_refused_when_checked(code, reason):
+    with pytest.raises(spiff.ScriptError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        spiff.check_expression(code)
+    with pytest.raises(spiff.ScriptError, match="not allowed|internal|invalid attribute"):
+        spiff.check_script(f"result = 1\nvalue = {code}")
+
+
+def test_a_script_refusal_names_the_line_inside_the_script():
+    with pytest.raises(spiff.ScriptError, match="^line 3: .format"):
+        spiff.check_script("a = 1\nb = 2\nc = '{0}'.format(a)")
+
+
+@pytest.mark.parametrize("code", TOO_DEEP.values(), ids=TOO_DEEP.keys())
+def test_deeply_nested_code_is_refused_without_a_traceback(code):
+    with pytest.raises(spiff.ScriptError, match="nested too deeply|too many nested parentheses"):
+        spiff.check_expression(code)
+
+
+@pytest.mark.parametrize(("check", "text", "reason"), [
+    (spiff.check_expression, "1+" * 500_000 + "1",
+     "an expression may have at most 10,000 characters, this one has 1,000,001"),
+    (spiff.check_expression, "x or " * 2_001 + "x", "at most 10,000 characters"),
+    (spiff.check_script, "x = 1\n" * 20_000,
+     "a script may have at most 100,000 characters, this one has 120,000"),
+])
+def test_overlong_code_is_refused_before_parsing(check, text, reason):
+    with pytest.raises(spiff.ScriptError, match=reason):
+        check(text)
+
+
+def test_a_nul_character_is_refused_clearly():
+    with pytest.raises(spiff.ScriptError, match="^syntax error: .*null bytes"):
+        spiff.check_expression("x\x00")
+
+
+def test_a_hostile_condition_is_refused_at_deploy_with_its_line(tmp_path, real_bpmn, forms_dir, operators):
+    path = write(tmp_path, edited_text(real_bpmn, ('action == "next"', "'{0.__class__}'.format(action)")))
+    problems = refusal(path, forms_dir, operators)
+    line = line_of(path, "'{0.__class__}'.format(action)")
+    assert f"{path}:{line}: Flow_Next: invalid condition: line 1: .format() is not allowed" in problems[0]
+
+
+def test_a_hostile_script_is_refused_at_deploy_with_its_line(tmp_path, real_bpmn, forms_dir, operators):
+    path = write(tmp_path, with_script_task(real_bpmn, "secret = '__class__'"))
+    [problem] = refusal(path, forms_dir, operators)
+    assert problem.startswith(f"{path}:{line_of(path, '<bpmn:script>')}: Activity_Prepare: invalid script: ")
+    assert "the Python internal '__class__'" in problem
+
+
+def test_a_deeply_nested_condition_is_one_problem_not_a_crash(tmp_path, real_bpmn, forms_dir, operators):
+    path = write(tmp_path, edited_text(real_bpmn, ('action == "next"', "-" * 9_000 + "1")))
+    [problem] = refusal(path, forms_dir, operators)
+    assert "Flow_Next: invalid condition: an expression is nested too deeply" in problem
+
+
+def test_a_plain_script_task_still_deploys(tmp_path, real_bpmn, forms_dir, operators):
+    path = write(tmp_path, with_script_task(real_bpmn, "greeting = 'Hello ' + 'world'\ncount = len([1, 2])"))
+    assert validate_process(path, forms_dir, operators).process_id == "TempCardsBoProcIssueMultiple"
