@@ -14,6 +14,28 @@ def _optional_path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off; anything else is refused by name."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {raw!r}.")
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    """A positive whole number setting; anything else is refused by name."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 1_000_000):
+        raise ValueError(f"{name} must be a whole number from 1 to 999999, not {raw!r}.")
+    return int(raw)
+
+
 @dataclass
 class StationSettings:
     """One production station: where its printer spools and how its encoder reaches cards."""
@@ -39,6 +61,11 @@ class Settings:
     ca_passphrase: str = ""
     custody_key: str | None = None  # base64; by default a 0600 key file in the instance folder
     runner_threads: int = 2
+    # The session cookie only travels over HTTPS (browsers also keep it on http://127.0.0.1).
+    secure_cookies: bool = True
+    # After this many failed logins in a row the account is locked for login_lock_minutes.
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -60,11 +87,15 @@ class Settings:
             ),
             ca_passphrase=env.get("CARDFLOW_CA_PASSPHRASE", ""),
             custody_key=env.get("CARDFLOW_CUSTODY_KEY"),
+            secure_cookies=_flag(env, "CARDFLOW_SECURE_COOKIES", True),
+            login_max_failures=_count(env, "CARDFLOW_LOGIN_MAX_FAILURES", cls.login_max_failures),
+            login_lock_minutes=_count(env, "CARDFLOW_LOGIN_LOCK_MINUTES", cls.login_lock_minutes),
         )
 
     def ensure_instance(self) -> None:
-        """Create the instance folder and, unless configured, its persistent random secrets."""
-        self.instance_path.mkdir(parents=True, exist_ok=True)
+        """Create the instance folder (0700: it holds the keys and the database) and, unless
+        configured, its persistent random secrets."""
+        self.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.secret_key = self.secret_key or self._instance_secret("secret_key")
         self.ca_passphrase = self.ca_passphrase or self._instance_secret("ca_passphrase")
 

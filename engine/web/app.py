@@ -42,8 +42,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
+        # Lax, not Strict: a link to a card page from another tool still opens logged in. Every
+        # change is a POST with a CSRF token, and Lax never sends the cookie on a foreign POST.
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     app.extensions[SERVICES_KEY] = services

@@ -1,4 +1,9 @@
-"""Logging in and out, the logged-in user, and the role check every other blueprint uses."""
+"""Logging in and out, the logged-in user, and the role check every other blueprint uses.
+
+A login is kept on the server: the Flask session holds a random token whose sha256 is a
+``LoginSession`` row, and every request looks the row up, so logging out (or an admin disabling
+the user, resetting the password or changing the role) ends the session for every copy of the cookie.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
-from sqlalchemy import select
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.db import unit_of_work
-from engine.store import User
+from engine.users import LockoutPolicy, authenticate, close_session, session_user
 from engine.web.context import services
 
 bp = Blueprint("auth", __name__)
@@ -23,28 +27,35 @@ login_manager.login_message = "Please log in to see this page."
 # A session cookie copied to another browser (other address or agent) is dropped, not trusted.
 login_manager.session_protection = "strong"
 
-# Checked against when the user name is unknown, so both failures take the same time.
-_DUMMY_HASH = generate_password_hash("not a password")
 HOME_BY_ROLE = {"operator": "batch_orders.index", "admin": "admin.index", "auditor": "cards.lookup"}
+FAILED = "Unknown user name or wrong password."
+LOCKED = ("This account is locked after too many failed logins, until {until:%Y-%m-%d %H:%M:%S} UTC. "
+          "Try again then, or ask an admin to unlock it.")
 
 
 @dataclass
 class LoginUser(UserMixin):
-    """The logged-in user as the console knows it: a name and a role, never the password hash."""
+    """The logged-in user as the console knows it: never the password hash.
 
-    id: str
+    Flask-Login keeps ``get_id()`` in the session: here that is the login session's token.
+    """
+
+    token: str
+    user_id: int
     name: str
     role: str
 
+    def get_id(self) -> str:
+        """The login session's token, which Flask-Login stores in the session cookie."""
+        return self.token
+
 
 @login_manager.user_loader
-def load_user(user_id: str) -> LoginUser | None:
-    """The session's user, read again on every request so a removed user is logged out."""
-    if not user_id.isdigit():
-        return None
+def load_user(token: str) -> LoginUser | None:
+    """The user of the session's login token, read on every request: an ended session logs out."""
     with unit_of_work(services().sessions) as session:
-        user = session.get(User, int(user_id))
-        return LoginUser(str(user.id), user.name, user.role) if user else None
+        user = session_user(session, token)
+        return LoginUser(token, user.id, user.name, user.role) if user else None
 
 
 def role_required(*roles: str) -> Callable:
@@ -68,6 +79,37 @@ def home_url() -> str:
     return url_for(HOME_BY_ROLE.get(current_user.role, "cards.lookup"))
 
 
+def same_site_path(target: str) -> str | None:
+    """``target`` when it is a plain path on this site, else None: never an open redirect.
+
+    Browsers drop tabs and newlines and read a backslash as a slash, so ``/\\t/evil`` would
+    become ``//evil``: any control character, whitespace, backslash or non-ASCII character is
+    refused, as are a scheme, a host, and a path whose decoded form starts with two slashes.
+    """
+    if not target.startswith("/") or target.startswith("//") or not target.isascii():
+        return None
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    path = unquote(parts.path)
+    if parts.scheme or parts.netloc or path.startswith("//") or "\\" in path or not path.isprintable():
+        return None
+    return target
+
+
+def _lockout_policy() -> LockoutPolicy:
+    settings = services().settings
+    return LockoutPolicy(settings.login_max_failures, settings.login_lock_minutes)
+
+
+def _end_login_session() -> None:
+    """Delete the current login session's row, so a copy of the cookie stops working too."""
+    if current_user.is_authenticated:
+        with unit_of_work(services().sessions) as session:
+            close_session(session, current_user.token, actor=current_user.name)
+        logout_user()
+
+
 @bp.route("/")
 def index():
     """Send visitors to their start page, or to the login page."""
@@ -82,25 +124,22 @@ def login():
     if request.method == "GET":
         return render_template("login.html", name="")
     name = request.form.get("name", "").strip()
-    password = request.form.get("password", "")
-    with unit_of_work(services().sessions) as session:
-        user = session.scalar(select(User).where(User.name == name)) if name else None
-        found = LoginUser(str(user.id), user.name, user.role) if user else None
-        stored_hash = user.password_hash if user else _DUMMY_HASH
-    if found is None or not check_password_hash(stored_hash, password):
-        flash("Unknown user name or wrong password.", "error")
+    result = authenticate(services().sessions, name, request.form.get("password", ""), _lockout_policy())
+    if result.locked_until is not None:
+        flash(LOCKED.format(until=result.locked_until), "error")
+        return render_template("login.html", name=name), 429
+    if result.token is None:
+        flash(FAILED, "error")
         return render_template("login.html", name=name), 401
-    login_user(found)
-    target = request.args.get("next", "")
-    # Only paths on this site: an absolute or scheme-relative "next" would be an open redirect.
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return redirect(target, code=303)
-    return redirect(home_url(), code=303)
+    _end_login_session()
+    login_user(LoginUser(result.token, result.user_id, result.name, result.role))
+    target = same_site_path(request.args.get("next", ""))
+    return redirect(target or home_url(), code=303)
 
 
 @bp.route("/logout", methods=("POST",))
 def logout():
-    """Forget the logged-in user."""
-    logout_user()
+    """End the login session on the server and forget the logged-in user."""
+    _end_login_session()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"), code=303)

@@ -40,7 +40,7 @@ def test_user_add_reads_the_password_from_stdin(cli):
     added = cli("user", "add", "alice", "--role", "operator", input="a-long-password\n")
     assert added.exit_code == 0 and "user alice (operator) added" in added.output
     short = cli("user", "add", "bob", "--role", "operator", input="short\n")
-    assert short.exit_code == 1 and "at least 8 characters" in short.output
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
     twice = cli("user", "add", "alice", "--role", "admin", input="a-long-password\n")
     assert twice.exit_code == 1 and "already exists" in twice.output
     assert "a-long-password" not in added.output + twice.output
