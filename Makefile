@@ -30,7 +30,12 @@ BPMNLINT := tests/bpmnlint/node_modules/.package-lock.json
 $(BPMNLINT): tests/bpmnlint/package-lock.json
 	npm ci --prefix tests/bpmnlint --no-audit --no-fund --loglevel=error
 
-setup: system-packages $(VENV)/.installed $(BPMNLINT)
+# bpmn-js (the diagram viewer and modeler of the admin console) is served by the app itself.
+BPMNJS := engine/web/bpmnjs/node_modules/.package-lock.json
+$(BPMNJS): engine/web/bpmnjs/package-lock.json
+	npm ci --prefix engine/web/bpmnjs --no-audit --no-fund --loglevel=error
+
+setup: system-packages $(VENV)/.installed $(BPMNLINT) $(BPMNJS)
 
 demo: setup
 	CARDFLOW_INSTANCE_PATH=$(INSTANCE) $(VENV)/bin/cardflow demo --host $(HOST) --port $(PORT)
