@@ -80,3 +80,26 @@ def test_commands_on_an_uninitialised_database_say_what_to_do(cli):
     assert listed.exit_code == 1
     assert "the database is not ready" in listed.output and "cardflow init" in listed.output
     assert "Traceback" not in listed.output
+
+
+def test_user_commands_change_users_and_say_what_is_wrong(cli):
+    cli("init")
+    assert cli("user", "add", "alice", "--role", "operator", input="a-long-password\n").exit_code == 0
+    steps = [
+        (("user", "disable", "alice"), None, 0, "user alice disabled; their sessions have ended"),
+        (("user", "disable", "alice"), None, 1, "User alice is already disabled; nothing changed."),
+        (("user", "enable", "alice"), None, 0, "user alice enabled"),
+        (("user", "passwd", "alice"), "too-short\n", 1, "at least 12 characters"),
+        (("user", "passwd", "alice"), "another-long-password\n", 0, "password of alice reset"),
+        (("user", "role", "alice", "auditor"), None, 0, "user alice now has role auditor"),
+        (("user", "role", "alice", "boss"), None, 2, "'boss' is not one of"),
+        (("user", "unlock", "alice"), None, 1, "User alice is not locked"),
+        (("user", "disable", "bob"), None, 1, "There is no user 'bob'."),
+    ]
+    for args, stdin, code, said in steps:
+        result = cli(*args, input=stdin)
+        assert result.exit_code == code and said in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    listed = cli("user", "list").output
+    assert listed.split()[:4] == ["alice", "auditor", "active", "0"]
+
