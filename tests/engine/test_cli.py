@@ -7,9 +7,11 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from engine.cli import main
 from engine.config import PROJECT_ROOT
+from engine.db import make_engine
 
 
 @pytest.fixture
@@ -103,3 +105,15 @@ def test_user_commands_change_users_and_say_what_is_wrong(cli):
     listed = cli("user", "list").output
     assert listed.split()[:4] == ["alice", "auditor", "active", "0"]
 
+
+def test_the_instance_folder_and_the_database_are_private(cli, tmp_path):
+    assert cli("init").exit_code == 0
+    instance = tmp_path / "instance"
+    db = make_engine(f"sqlite:///{instance / 'cardflow.db'}")
+    with db.begin() as connection:
+        connection.execute(text("CREATE TABLE probe (x INTEGER)"))
+        # While a connection is open the -wal and -shm files exist: SQLite gives them the database's mode.
+        mode = {path.name: path.stat().st_mode & 0o777 for path in (instance, *instance.iterdir())}
+    db.dispose()
+    assert mode["instance"] == 0o700
+    assert {mode[name] for name in ("cardflow.db", "cardflow.db-wal", "cardflow.db-shm")} == {0o600}
