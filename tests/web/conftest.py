@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright import sync_api
 from werkzeug.datastructures import MultiDict
+from werkzeug.serving import make_server
 
 from engine.db import unit_of_work
 from engine.web.app import create_app
@@ -118,3 +122,29 @@ def reviewing(login, services, requested_cards):
     op.submit(instance_id, {"action": "next"})
     assert title(op.order_page(instance_id)) == "Review production"
     return op, instance_id
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def live_url(app) -> Iterator[str]:
+    """The console served on a free local port by a real WSGI server, for the browser."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="console-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def chromium() -> Iterator[sync_api.Browser]:
+    """Debian's headless Chromium driven by Playwright (no browser download)."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
