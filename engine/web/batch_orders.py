@@ -14,6 +14,7 @@ from engine.leases import InstanceBusy
 from engine.runtime import InstanceView, NotFound, RuntimeFailure
 from engine.web.auth import role_required
 from engine.web.context import services
+from engine.web.paging import page_number
 from engine.web.task_page import render_task, submit_task
 from tasks.queries import order_cards, order_for_instance, progress
 
@@ -76,8 +77,7 @@ def order(instance_id: str):
     order_id, order_status, counts = _order_state(instance_id)
     if view.status == "completed":
         with unit_of_work(services().sessions) as session:
-            page = request.args.get("page", "1")
-            cards = order_cards(session, order_id, page=int(page) if page.isdigit() and len(page) < 7 else 1,
+            cards = order_cards(session, order_id, page=page_number(request.args),
                                 per_page=SUMMARY_PAGE_SIZE) if order_id else None
         return render_template("order_summary.html", view=view, order_id=order_id,
                                order_status=order_status, counts=counts, cards=cards)

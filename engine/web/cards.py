@@ -6,6 +6,8 @@ to and why. Operators, admins and auditors may read it; nobody can change it her
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Blueprint, abort, redirect, render_template, request, send_from_directory, url_for
 from flask_login import login_required
 from sqlalchemy import select
@@ -49,6 +51,20 @@ def history(number: str):
     return render_template("card_history.html", card=card, events=events, process_names=process_names)
 
 
+def _plain_file_inside(folder: Path, name: str) -> bool:
+    """Whether ``name`` is a regular file inside ``folder`` that is no symbolic link and reached
+    through none (send_from_directory alone follows links out of the folder)."""
+    parts = name.split("/")
+    if any(part in ("", ".", "..") or "\\" in part for part in parts):
+        return False
+    path = folder
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            return False
+    return path.resolve().is_relative_to(folder.resolve()) and path.is_file()
+
+
 @bp.route("/spool/<path:name>")
 @login_required
 def spool_file(name: str):
@@ -56,5 +72,6 @@ def spool_file(name: str):
     folder = services().settings.spool_path
     if not name.lower().endswith((".png", ".pdf")):
         abort(404, "Only card previews are served here.")
-    # send_from_directory refuses any path that would leave the folder (.., absolute, links out).
+    if not _plain_file_inside(folder, name):
+        abort(404, "There is no such card preview.")
     return send_from_directory(folder, name, max_age=0)

@@ -121,3 +121,47 @@ def test_a_server_error_shows_a_plain_page(app, login):
     response = login().get("/broken")
     assert response.status_code == 500
     assert "the failing step saved nothing" in response.text and "secret detail" not in response.text
+
+
+@pytest.fixture
+def spool(services):
+    """The spool folder with one real preview, and a PNG and a text file outside it."""
+    folder = services.settings.spool_path
+    (folder / "order-1").mkdir(parents=True, exist_ok=True)
+    (folder / "order-1" / "card.png").write_bytes(b"\x89PNG preview")
+    outside = services.settings.instance_path / "outside"
+    outside.mkdir()
+    (outside / "photo.png").write_bytes(b"\x89PNG not a spooled card")
+    (outside / "notes.txt").write_bytes(b"secret notes, not a spooled card")
+    return folder, outside
+
+
+@pytest.mark.parametrize(("link", "target"), [
+    ("leak.png", "../outside/notes.txt"),
+    ("photo.png", "../outside/photo.png"),
+    ("order-2", "../outside"),
+    ("order-1/again.png", "card.png"),
+    ("alias", "order-1"),
+])
+def test_spool_links_are_not_followed(login, services, spool, link, target):
+    folder, _outside = spool
+    (folder / link).symlink_to(target)
+    op = login()
+    with op.get("/spool/order-1/card.png") as preview:
+        assert preview.status_code == 200 and preview.data == b"\x89PNG preview"
+    for url in (f"/spool/{link}", "/spool/order-2/photo.png", "/spool/alias/card.png"):
+        response = op.get(url)
+        assert response.status_code == 404, url
+        assert b"not a spooled card" not in response.data
+        assert services.settings.secret_key not in response.text
+
+
+@pytest.mark.parametrize("page", ["\u00b2", "\u0661", "\uff11", "1\u00b2", "99999999999999999999", "-1", "0",
+                                  "1e3", " 1", "", "%00"])
+def test_a_page_number_that_is_not_plain_digits_shows_the_first_page(login, page):
+    op = login()
+    instance_id = op.start()
+    assert op.submit(instance_id, {"action": "cancel"}).status_code == 303
+    op.order_page(instance_id)
+    response = op.get(f"/orders/{instance_id}", query_string={"page": page})
+    assert response.status_code == 200 and "Order cancelled" in response.text
