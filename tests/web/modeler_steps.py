@@ -85,13 +85,12 @@ def make_room_before(page: Page, task_name: str, diagram_units: float = 160) -> 
     _drag(page, (x, y), (x + diagram_units * task["scale"], y))
 
 
-def insert_user_task_before(page: Page, before_task_name: str, name: str, schema: str,
-                            ui_schema: str) -> None:
-    """Insert a user task named ``name`` on the flow into ``before_task_name``, with these forms.
+def insert_task_before(page: Page, before_task_name: str, name: str, task_type: str) -> None:
+    """Insert a task of ``task_type`` ("User task", "Service task") named ``name`` on the flow
+    into ``before_task_name``; it stays selected, its properties in the panel.
 
     Makes room with the space tool, drags a task from the palette onto the incoming flow (bpmn-js
-    splits it), types the name, turns the task into a user task with the context pad's "Change
-    type" menu, and picks the form schema and UI schema in the properties panel.
+    splits it), types the name and changes the type with the context pad's "Change element" menu.
     """
     make_room_before(page, before_task_name)
     incoming = _locate(page, before_task_name)["incoming"]
@@ -100,16 +99,24 @@ def insert_user_task_before(page: Page, before_task_name: str, name: str, schema
     palette_task = page.locator(".djs-palette .entry.bpmn-icon-task")
     box = palette_task.bounding_box()
     _drag(page, (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2), (flow["x"], flow["y"]))
-    # bpmn-js opens the new task's label for typing.
+    # bpmn-js opens the new task's label for typing; Enter ends it.
     expect(page.locator(".djs-direct-editing-parent")).to_be_visible()
     page.keyboard.type(name)
     page.keyboard.press("Enter")
-    expect(page.locator("#modeler-properties h2")).to_have_text("Task")
-    page.locator(".djs-context-pad .entry[data-action='replace']").click()
-    page.locator(".djs-popup").get_by_text("User task", exact=True).click()
     panel = page.locator("#modeler-properties")
-    expect(panel.locator("h2")).to_have_text("User task")
+    expect(panel.locator("h2")).to_have_text("Task")
+    page.locator(".djs-context-pad .entry[data-action='replace']").click()
+    page.locator(".djs-popup").get_by_text(task_type, exact=True).click()
+    expect(panel.locator("h2")).to_have_text(task_type)
     expect(panel.get_by_label("Name")).to_have_value(name)
+
+
+def insert_user_task_before(page: Page, before_task_name: str, name: str, schema: str,
+                            ui_schema: str) -> None:
+    """Insert a user task named ``name`` on the flow into ``before_task_name``, with these forms
+    picked in the properties panel (see ``insert_task_before``)."""
+    insert_task_before(page, before_task_name, name, "User task")
+    panel = page.locator("#modeler-properties")
     panel.get_by_label("Form schema").select_option(schema)
     expect(panel.get_by_label("Form schema")).to_have_value(schema)
     panel.get_by_label("UI schema").select_option(ui_schema)

@@ -19,7 +19,7 @@ from engine.store import Definition
 from engine.versions import current_forms, get_version
 from engine.web.bpmn_assets import FILES, installed_version
 from tests.web.conftest import PASSWORD
-from tests.web.modeler_steps import insert_user_task_before
+from tests.web.modeler_steps import insert_task_before, insert_user_task_before
 
 PROCESS = "TempCardsBoProcIssueMultiple"
 MODELER = f"/admin/processes/{PROCESS}/modeler"
@@ -264,3 +264,35 @@ def test_admin_inserts_a_user_task_before_produce_cards_and_deploys_it(admin, se
     admin.assert_clean()
     admin.open(f"/admin/processes/{PROCESS}/diagram?version=2")
     expect(admin.page.locator(f".djs-element[data-element-id='{task.get('id')}']")).to_be_visible()
+
+
+@pytest.mark.browser
+def test_admin_adds_a_service_task_with_an_operator_and_parameters(admin, services):
+    admin.open(MODELER)
+    insert_task_before(admin.page, "Release cards", "Release early", "Service task")
+    panel = admin.page.locator("#modeler-properties")
+    operator = panel.get_by_label("Operator")
+    assert sorted(operator.locator("option").all_inner_texts()) == sorted(
+        ["Choose an operator", *services.registry.names()])
+    operator.select_option("order_release")
+    panel.get_by_role("button", name="Add parameter").click()
+    for part, value in (("id", "order_id"), ("type", "int"), ("value", 'order["order_id"]')):
+        panel.get_by_label(f"Parameter 1 {part}").fill(value)
+        panel.get_by_label(f"Parameter 1 {part}").press("Tab")
+    panel.get_by_role("button", name="Add parameter").click()
+    panel.get_by_role("button", name="Remove parameter 2").click()
+    expect(panel.get_by_label("Parameter 2 id")).to_have_count(0)
+    with admin.page.expect_download() as download:
+        admin.page.get_by_role("button", name="Download XML").click()
+    assert download.value.suggested_filename == f"{PROCESS}.bpmn"
+    saved = download.value.path().read_text(encoding="utf-8")
+    assert saved == admin.exported()
+
+    root = etree.fromstring(saved.encode())
+    task = root.find(".//bpmn:serviceTask[@name='Release early']", NS)
+    operator = task.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS)
+    assert operator.get("id") == "order_release"
+    assert [p.attrib for p in operator.iterfind("spiffworkflow:parameters/spiffworkflow:parameter", NS)] == [
+        {"id": "order_id", "type": "int", "value": 'order["order_id"]'}]
+    assert engine_check(services, saved).process_id == PROCESS
+    admin.assert_clean()

@@ -160,23 +160,24 @@ window.CardflowPropertiesPanel = (() => {
       return parts;
     }
 
-    /** The parameter rows of a service task's operator: id, type and value (a Python expression). */
+    /** The parameters of a service task's operator: id, type and value (a Python expression) each. */
     parameters(element, operator) {
       const list = operator.parameters;
       const rows = (list?.parameters || []).map((parameter, index) => {
-        const cells = ["id", "type", "value"].map((name) => {
-          const input = make("input", {type: "text", value: parameter[name] || ""});
+        const inputs = [["id", "id"], ["type", "type"], ["value", "value (Python)"]].map(([name, hint]) => {
+          const input = make("input", {type: "text", value: parameter[name] || "", placeholder: hint,
+                                       className: `parameter-${name}`});
           input.dataset.key = `param-${element.id}-${index}-${name}`;
           input.setAttribute("aria-label", `Parameter ${index + 1} ${name}`);
           input.addEventListener("change", () => this.modeling.updateModdleProperties(element, parameter, {[name]: input.value.trim()}));
-          return make("td", {}, [input]);
+          return input;
         });
         const remove = make("button", {type: "button", className: "secondary", textContent: "Remove"});
-        remove.setAttribute("aria-label", `Remove parameter ${parameter.id || index + 1}`);
+        remove.setAttribute("aria-label", `Remove parameter ${index + 1}`);
         remove.addEventListener("click", () => this.modeling.updateModdleProperties(element, list, {
           parameters: list.parameters.filter((other) => other !== parameter),
         }));
-        return make("tr", {}, [...cells, make("td", {}, [remove])]);
+        return make("li", {className: "parameter"}, [...inputs, remove]);
       });
       const add = make("button", {type: "button", className: "secondary", textContent: "Add parameter"});
       add.addEventListener("click", () => {
@@ -191,11 +192,8 @@ window.CardflowPropertiesPanel = (() => {
           this.modeling.updateModdleProperties(element, operator, {parameters: created});
         }
       });
-      const head = make("tr", {}, ["Id", "Type", "Value", ""].map((text) => make("th", {textContent: text})));
       return make("fieldset", {className: "parameters"}, [
-        make("legend", {textContent: "Parameters"}),
-        make("table", {}, [make("thead", {}, [head]), make("tbody", {}, rows)]),
-        add,
+        make("legend", {textContent: "Parameters"}), make("ol", {}, rows), add,
       ]);
     }
 
