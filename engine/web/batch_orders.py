@@ -75,7 +75,7 @@ def order(instance_id: str):
         if task is not None:
             return render_task(view, task)
     order_id, order_status, counts = _order_state(instance_id)
-    if view.status == "completed":
+    if view.status in ("completed", "cancelled"):
         with unit_of_work(services().sessions) as session:
             cards = order_cards(session, order_id, page=page_number(request.args),
                                 per_page=SUMMARY_PAGE_SIZE) if order_id else None
@@ -127,4 +127,18 @@ def retry(instance_id: str):
         services().runtime.retry(instance_id, current_user.name)
     except RuntimeFailure as error:
         flash(str(error), "error")
+    return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
+
+
+@bp.route("/orders/<instance_id>/cancel", methods=("POST",))
+@operator_only
+def cancel(instance_id: str):
+    """Cancel an order that stopped on an error: its reservations are freed, nothing is produced."""
+    _owned_view(instance_id)
+    try:
+        services().runtime.cancel(instance_id, current_user.name)
+    except (RuntimeFailure, InstanceBusy) as error:
+        flash(str(error), "error")
+    else:
+        flash("The order is cancelled; its cards are free for other orders.", "info")
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
