@@ -28,29 +28,29 @@ from engine.web.admin import admin_only, bp
 from engine.web.context import services
 
 
-def _page(errors: dict[str, str] | None = None, new_user: dict[str, str] | None = None, status: int = 200):
-    """The users page; ``errors`` maps a form ("add", "role:alice", ...) to what was wrong with it."""
+def _page(refused: tuple[str | None, str] | None = None, new_user: dict[str, str] | None = None,
+          status: int = 200):
+    """The users page; ``refused`` is (user name, or None for the add form; what was wrong)."""
     with unit_of_work(services().sessions) as session:
         users = [{"name": user.name, "role": user.role, "disabled": user.disabled,
                   "locked_until": locked_until(user), "failed_logins": user.failed_logins,
                   "created_at": user.created_at} for user in list_users(session)]
-    errors = errors or {}
-    names = {user["name"] for user in users}
+    refused_name, problem = refused or (None, None)
     # A refused change to a user who is not listed (gone meanwhile) is shown above the table.
-    unplaced = [message for form, message in errors.items()
-                if form != "add" and form.split(":", 1)[1] not in names]
-    return render_template("admin/users.html", users=users, roles=ROLES, errors=errors, unplaced=unplaced,
-                           new_user=new_user or {"name": "", "role": ROLES[0]}, me=current_user.name,
+    unplaced = refused_name is not None and refused_name not in {user["name"] for user in users}
+    return render_template("admin/users.html", users=users, roles=ROLES, me=current_user.name,
+                           refused_name=refused_name, problem=problem, unplaced=unplaced,
+                           new_user=new_user or {"name": "", "role": ROLES[0]},
                            settings=services().settings), status
 
 
-def _change(form: str, name: str, change: Callable[[Session], object], done: str):
-    """Run one change in its own transaction: on success say ``done``, else show why next to the form."""
+def _change(name: str, change: Callable[[Session], object], done: str):
+    """Run one change in its own transaction: on success say ``done``, else show why next to the user."""
     try:
         with unit_of_work(services().sessions) as session:
             change(session)
     except UserError as error:
-        return _page({f"{form}:{name}": str(error)}, status=400)
+        return _page((name, str(error)), status=400)
     flash(done, "info")
     return redirect(url_for("admin.users"), code=303)
 
@@ -71,7 +71,7 @@ def user_add():
         with unit_of_work(services().sessions) as session:
             add_user(session, name, role, request.form.get("password", ""), actor=current_user.name)
     except UserError as error:
-        return _page({"add": str(error)}, new_user={"name": name, "role": role}, status=400)
+        return _page((None, str(error)), new_user={"name": name, "role": role}, status=400)
     flash(f"User {name} ({role}) added.", "info")
     return redirect(url_for("admin.users"), code=303)
 
@@ -80,7 +80,7 @@ def user_add():
 @admin_only
 def user_disable(name: str):
     """Stop the user from logging in; their open sessions end at once."""
-    return _change("state", name, lambda session: disable_user(session, name, current_user.name),
+    return _change(name, lambda session: disable_user(session, name, current_user.name),
                    f"User {name} is disabled; their sessions have ended.")
 
 
@@ -88,7 +88,7 @@ def user_disable(name: str):
 @admin_only
 def user_enable(name: str):
     """Let a disabled user log in again."""
-    return _change("state", name, lambda session: enable_user(session, name, current_user.name),
+    return _change(name, lambda session: enable_user(session, name, current_user.name),
                    f"User {name} is enabled.")
 
 
@@ -96,7 +96,7 @@ def user_enable(name: str):
 @admin_only
 def user_unlock(name: str):
     """End a lockout after failed logins."""
-    return _change("unlock", name, lambda session: unlock_user(session, name, current_user.name),
+    return _change(name, lambda session: unlock_user(session, name, current_user.name),
                    f"User {name} is unlocked.")
 
 
@@ -105,7 +105,7 @@ def user_unlock(name: str):
 def user_role(name: str):
     """Give the user another role; they log in again to use it."""
     role = request.form.get("role", "")
-    return _change("role", name, lambda session: change_role(session, name, role, current_user.name),
+    return _change(name, lambda session: change_role(session, name, role, current_user.name),
                    f"User {name} now has role {role}; their sessions have ended.")
 
 
@@ -114,5 +114,5 @@ def user_role(name: str):
 def user_password(name: str):
     """Reset the user's password; their sessions end."""
     password = request.form.get("password", "")
-    return _change("password", name, lambda session: set_password(session, name, password, current_user.name),
+    return _change(name, lambda session: set_password(session, name, password, current_user.name),
                    f"The password of {name} is reset; their sessions have ended.")
