@@ -82,6 +82,7 @@ def random_password(name: str) -> str:
 
 
 def _check_password(name: str, password: str) -> None:
+    """Raise a UserError saying why the password is not good enough, if it is not."""
     problem = password_problem(name, password)
     if problem:
         raise UserError(problem)
@@ -96,6 +97,7 @@ def _user(session: Session, name: str) -> User:
 
 
 def _audit(session: Session, actor: str, action: str, **detail: object) -> None:
+    """Record what ``actor`` did; ``detail`` never holds a password."""
     session.add(AuditEvent(actor=actor[:100], action=action, detail=detail))
 
 
@@ -245,6 +247,7 @@ def _record_login(session: Session, user_id: int, matches: bool, checked_hash: s
 
 
 def _token_hash(token: str) -> str:
+    """What the database keeps of a login token: its sha256, so a database copy opens no session."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -98,6 +98,7 @@ def same_site_path(target: str) -> str | None:
 
 
 def _lockout_policy() -> LockoutPolicy:
+    """The lockout the settings ask for."""
     settings = services().settings
     return LockoutPolicy(settings.login_max_failures, settings.login_lock_minutes)
 

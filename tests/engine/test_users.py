@@ -3,7 +3,9 @@ actor, the login lockout, and the login sessions that changes end."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -32,10 +34,9 @@ PASSWORD = "correct-horse-battery"
 POLICY = LockoutPolicy(max_failures=3, lock_minutes=15)
 
 
-@pytest.fixture
-def sessions(tmp_path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a fresh SQLite file with the engine's tables and users alice (operator), root (admin)."""
-    db = make_engine(f"sqlite:///{tmp_path / 'users.db'}")
+def open_database(url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh database with the engine's tables and users alice (operator), root (admin)."""
+    db = make_engine(url)
     Base.metadata.create_all(db)
     factory = make_sessions(db)
     with unit_of_work(factory) as session:
@@ -43,6 +44,19 @@ def sessions(tmp_path) -> Iterator[sessionmaker[Session]]:
         add_user(session, "root", "admin", PASSWORD, actor="setup")
     yield factory
     db.dispose()
+
+
+@pytest.fixture
+def sessions(tmp_path) -> Iterator[sessionmaker[Session]]:
+    """The users on a fresh SQLite file."""
+    yield from open_database(f"sqlite:///{tmp_path / 'users.db'}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def both_databases(request, tmp_path) -> Iterator[sessionmaker[Session]]:
+    """The users on SQLite, then on the CI PostgreSQL server."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    yield from open_database(url or f"sqlite:///{tmp_path / 'users.db'}")
 
 
 def change(sessions, action, *args):
@@ -158,7 +172,8 @@ def test_a_disabled_user_cannot_log_in_and_is_answered_as_a_wrong_password(sessi
     assert authenticate(sessions, "alice", PASSWORD, POLICY).token
 
 
-def test_failures_lock_the_account_and_a_lock_refuses_even_the_right_password(sessions):
+def test_failures_lock_the_account_and_a_lock_refuses_even_the_right_password(both_databases):
+    sessions = both_databases
     results = [authenticate(sessions, "alice", f"wrong-{n}", POLICY) for n in range(POLICY.max_failures)]
     assert [r.locked_until is not None for r in results] == [False, False, True]
     until = results[-1].locked_until
@@ -214,6 +229,7 @@ def test_every_login_path_checks_one_hash_of_the_same_method(sessions, monkeypat
     real_check = engine.users.check_password_hash
 
     def counting_check(stored_hash: str, password: str) -> bool:
+        """Note the method of the hash checked, then check it."""
         checked.append(stored_hash.split("$", 1)[0])
         return real_check(stored_hash, password)
 
@@ -224,3 +240,19 @@ def test_every_login_path_checks_one_hash_of_the_same_method(sessions, monkeypat
         checked.clear()
         authenticate(sessions, name, password, POLICY)
         assert checked == [method], name
+
+
+def test_racing_guesses_lose_no_failure_and_lock_once(both_databases):
+    sessions, racers = both_databases, 6
+    start = threading.Barrier(racers)
+
+    def guess(_number: int):
+        """One wrong password, sent when every racer is ready."""
+        start.wait()
+        return authenticate(sessions, "alice", "wrong", POLICY)
+
+    with ThreadPoolExecutor(racers) as pool:
+        results = list(pool.map(guess, range(racers)))
+    assert sum(result.locked_until is not None for result in results) == racers - POLICY.max_failures + 1
+    assert user(sessions, "alice").failed_logins == POLICY.max_failures
+    assert [action for _, action, _ in audit(sessions)].count("login locked") == 1

@@ -75,6 +75,7 @@ def test_an_unknown_name_is_answered_exactly_as_a_wrong_password_and_never_locks
     client = app.test_client()
 
     def answer(name: str) -> tuple[int, str]:
+        """The status and the page for a wrong password, with the token and the name blanked."""
         response = attempt(client, name, "guess")
         page = response.get_data(as_text=True).replace(csrf_token(response.text), "TOKEN")
         return response.status_code, page.replace(f'value="{name}"', 'value="NAME"')
