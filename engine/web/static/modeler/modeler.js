@@ -85,7 +85,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     canvas.zoom("fit-viewport");
     const {inner, scale} = canvas.viewbox();
     const palette = canvasNode.querySelector(".djs-palette");
-    const room = ((palette ? palette.getBoundingClientRect().width : 0) + 20) / scale;
+    const covered = palette ? palette.getBoundingClientRect().right - canvasNode.getBoundingClientRect().left : 0;
+    const room = (covered + 20) / scale;
     canvas.viewbox({x: inner.x - room, y: inner.y - 20 / scale, width: inner.width + room + 20 / scale,
                     height: inner.height + 40 / scale});
   }
