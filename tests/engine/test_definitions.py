@@ -144,7 +144,8 @@ def bad_parameter(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str,
 def missing_form(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str, str]:
     """A UI schema file that is not in forms/."""
     (forms_dir / "review_production.uischema.json").unlink()
-    return path, 'value="review_production.uischema.json"', "review_production.uischema.json is not a deployed form"
+    return (path, 'value="review_production.uischema.json"',
+            "review_production.uischema.json is not a deployed form")
 
 
 def invalid_schema(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str, str]:

@@ -35,7 +35,8 @@ def test_rollback_makes_an_older_version_current_and_is_audited(session, project
     listed = {info.version: info.current for info in list_versions(session, "option", TEMP_CARDS_OPTIONS)}
     assert listed == {2: False, 1: True}
     # Deploying the content of version 2 again makes version 3: what was deployed last is current.
-    assert deploy_all(session, project, operators, VALIDATORS, "alice")[-1] == "TempCardsScriptOptions v3 deployed"
+    lines = deploy_all(session, project, operators, VALIDATORS, "alice")
+    assert lines[-1] == "TempCardsScriptOptions v3 deployed"
 
 
 def test_rollback_refuses_unknown_and_current_versions(session, project, operators):

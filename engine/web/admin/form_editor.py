@@ -61,8 +61,8 @@ def preview_markup(schema_text: str, ui_text: str) -> Markup:
         form = check_form(json.loads(schema_text), json.loads(ui_text), widgets().names())
     except (json.JSONDecodeError, FormDefinitionError, RecursionError) as error:
         return Markup('<p class="error">No preview: {}</p>').format(error)
-    placeholders = {item.name: Markup('<div class="widget-placeholder">{} (drawn with live data on the '
-                                      'order page)</div>').format(item.widget) for item in form.widget_fields()}
+    placeholder = Markup('<div class="widget-placeholder">{} (drawn with live data on the order page)</div>')
+    placeholders = {item.name: placeholder.format(item.widget) for item in form.widget_fields()}
     html = render_form(form, action_url=url_for("admin.index"), csrf_token="", values={}, errors={},
                        widgets=placeholders)
     return Markup('<fieldset disabled class="preview-frame">{}</fieldset>').format(html)
