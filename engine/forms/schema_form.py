@@ -3,11 +3,14 @@
 The UI schema names the field order ("ui:order"), each field's widget, title and help, and the
 form's buttons ("ui:actions"). Fields whose widget is not a built-in one are drawn by a named
 widget of the registry (data the form itself cannot hold, such as a paginated card picker).
-Everything is rendered with autoescape on: form files are admin-authored text.
+Everything is rendered with autoescape on: form files are admin-authored text. A form file is
+read completely (size, UTF-8, JSON, nesting, a safe schema) by read_form_file, at deploy and in
+the admin's form editor; load_form checks the schema's safety again, for forms stored before.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +20,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from markupsafe import Markup
 
+from engine.forms.schema_safety import MAX_DEPTH, depth_problem, schema_problem
+
+MAX_FORM_BYTES = 256 * 1024
 BUILTIN_WIDGETS = frozenset({"text", "textarea", "select", "radio", "checkbox"})
 
 _TEMPLATES = Environment(
@@ -82,11 +88,51 @@ class SchemaForm:
         return [item for item in self.fields if item.kind == "widget"]
 
 
+def read_form_file(name: str, body: bytes, kind: str) -> dict[str, Any]:
+    """The JSON object in form file ``name`` ("schema": a JSON Schema, "ui": a UI schema), checked
+    completely; FormDefinitionError names the file and what is wrong with it."""
+    if kind not in ("schema", "ui"):
+        raise ValueError(f"form file kind must be 'schema' or 'ui', not {kind!r}")
+    if len(body) > MAX_FORM_BYTES:
+        raise FormDefinitionError(f"form file {name} has {len(body):,} bytes; the limit is "
+                                  f"{MAX_FORM_BYTES // 1024} KB")
+    try:
+        document = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise FormDefinitionError(f"form file {name} is not UTF-8 text") from None
+    except ValueError as error:  # JSONDecodeError, or NaN / Infinity
+        raise FormDefinitionError(f"form file {name} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise FormDefinitionError(f"form file {name} is nested more than {MAX_DEPTH} levels deep") from None
+    problem = depth_problem(document)
+    if problem is None and not isinstance(document, dict):
+        problem = "it must be a JSON object"
+    if problem is None and kind == "schema":
+        problem = schema_problem(document)
+    if problem:
+        raise FormDefinitionError(f"form file {name} cannot be used: {problem}")
+    if kind == "schema":
+        try:
+            Draft202012Validator.check_schema(document)
+        except SchemaError as error:
+            reason = f"form file {name} is not a valid JSON Schema: {error.message}"
+            raise FormDefinitionError(reason) from None
+    return document
+
+
+def _refuse_constant(constant: str) -> None:
+    """NaN and Infinity are not JSON; Python's reader would accept them."""
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def load_form(schema: Mapping[str, Any], ui_schema: Mapping[str, Any] | None = None) -> SchemaForm:
     """Check a schema and UI schema pair and turn it into fields and actions."""
     ui_schema = ui_schema or {}
     if not isinstance(schema, Mapping) or schema.get("type") != "object":
         raise FormDefinitionError('The form schema must be a JSON object with "type": "object".')
+    problem = depth_problem(schema) or schema_problem(schema)
+    if problem:
+        raise FormDefinitionError(f"The form schema cannot be used: {problem}.")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:

@@ -2,7 +2,8 @@
 
 Browsers post strings; the schema says what they become. The data handed to the engine is the
 action plus the typed fields, validated with JSON Schema (Draft 2020-12) first. A button whose
-action does not validate (Cancel) sends only the action.
+action does not validate (Cancel) sends only the action. Validation reads nothing but the form
+itself: its reference registry retrieves nothing (no URL, no file), whatever a stored form says.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from datetime import date
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from engine.forms.schema_form import Action, Field, SchemaForm
 from engine.forms.widgets import FormError
 
 TRUE_VALUES = frozenset({"true", "on", "1", "yes"})
+# An empty registry: a $ref that is not inside the form itself cannot be resolved, never fetched.
+NO_RETRIEVAL = Registry()
 
 Extract = Callable[[Field, Action], Any]
 
@@ -58,9 +63,15 @@ def read_submission(form: SchemaForm, posted: Any, extract: Extract | None = Non
         else:
             _read_plain(item, posted, result)
     fields = {key: value for key, value in result.data.items() if key != "action"}
-    for error in Draft202012Validator(form.schema, format_checker=Draft202012Validator.FORMAT_CHECKER) \
-            .iter_errors(fields):
-        _record(form, error, result)
+    validator = Draft202012Validator(form.schema, registry=NO_RETRIEVAL,
+                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+    try:
+        for error in validator.iter_errors(fields):
+            _record(form, error, result)
+    except Unresolvable as error:
+        result.form_errors.append(f"This step's form refers to a definition outside itself ({error}); "
+                                  "ask an admin to deploy a corrected form.")
+        return result
     for item in form.fields:
         if item.required_when(action.name) and item.name not in fields and item.name not in result.errors:
             result.errors[item.name] = _missing(item)

@@ -6,14 +6,17 @@ nothing raises a traceback (RecursionError, MemoryError) out of the checks.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from engine import spiff
 from engine.deploy_errors import DeployError
+from engine.forms.schema_form import FormDefinitionError, read_form_file
 from engine.process_validation import validate_process
 
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCRIPT_TASK = """
     <bpmn:scriptTask id="Activity_Prepare" name="Prepare">
       <bpmn:incoming>Flow_StartToPrepare</bpmn:incoming>
@@ -190,3 +193,127 @@ def test_a_deeply_nested_condition_is_one_problem_not_a_crash(tmp_path, real_bpm
 def test_a_plain_script_task_still_deploys(tmp_path, real_bpmn, forms_dir, operators):
     path = write(tmp_path, with_script_task(real_bpmn, "greeting = 'Hello ' + 'world'\ncount = len([1, 2])"))
     assert validate_process(path, forms_dir, operators).process_id == "TempCardsBoProcIssueMultiple"
+
+
+# --- form files ----------------------------------------------------------------------------------
+
+FORMS = Path(__file__).resolve().parents[2] / "forms"
+
+
+def schema_with(**field: object) -> bytes:
+    """A form schema with one text field "code" carrying ``field``'s keywords."""
+    return json.dumps({"type": "object", "properties": {"code": {"type": "string", **field}}}).encode()
+
+
+def refused_form(body: bytes, kind: str = "schema") -> str:
+    """The reason read_form_file gives for ``body``."""
+    with pytest.raises(FormDefinitionError) as refused:
+        read_form_file("hostile.schema.json", body, kind)
+    assert str(refused.value).startswith("form file hostile.schema.json ")
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("path", sorted(FORMS.glob("*.json")), ids=lambda path: path.name)
+def test_the_shipped_forms_read_cleanly(path):
+    kind = "ui" if path.name.endswith(".uischema.json") else "schema"
+    assert read_form_file(path.name, path.read_bytes(), kind) == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("body", "kind", "reason"), [
+    (b" " * (256 * 1024) + b"{}", "ui", "has 262,146 bytes; the limit is 256 KB"),
+    ('{"title": "caf\u00e9"}'.encode("latin-1"), "schema", "is not UTF-8 text"),
+    (b'{"type": "object",}', "schema", "is not valid JSON"),
+    (b'{"type": "object", "maximum": NaN}', "schema", "is not valid JSON: NaN is not a JSON value"),
+    (b"[" * 1000 + b"]" * 1000, "ui", "nested more than 32 levels deep"),
+    (b"[" * 100_000 + b"]" * 100_000, "schema", "nested more than 32 levels deep"),
+    (b'{"a": ' * 40 + b"1" + b"}" * 40, "ui", "nested more than 32 levels deep"),
+    (b"[]", "ui", "cannot be used: it must be a JSON object"),
+    (b'"object"', "schema", "cannot be used: it must be a JSON object"),
+    (b'{"type": 12}', "schema", "is not a valid JSON Schema"),
+])
+def test_unreadable_form_files_are_refused_with_the_reason(body, kind, reason):
+    assert reason in refused_form(body, kind)
+
+
+@pytest.mark.parametrize("reference", [
+    "http://127.0.0.1:9/schema.json", "https://example.org/s#/$defs/a", "file:///etc/passwd",
+    "other.schema.json", "other.schema.json#/$defs/a", "//evil.example/x", "../forms/x.json",
+    "#/$defs/missing", "#anchor", "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
+])
+def test_a_reference_outside_the_form_is_refused(reference):
+    body = json.dumps({"type": "object", "$defs": {"code": {"type": "string"}},
+                       "properties": {"code": {"$ref": reference}}}).encode()
+    reason = refused_form(body)
+    assert "#/properties/code refers to" in reason and "must point inside the same form" in reason
+
+
+@pytest.mark.parametrize(("schema", "reason"), [
+    ({"$id": "http://127.0.0.1:9/", "type": "object", "properties": {"a": {"$ref": "#/x"}}}, "# uses $id"),
+    ({"type": "object", "properties": {"a": {"$id": "file:///etc/", "$ref": "#"}}},
+     "#/properties/a uses $id"),
+    ({"$schema": "http://127.0.0.1:9/meta", "type": "object"}, "sets $schema to 'http://127.0.0.1:9/meta'"),
+    ({"type": "object", "properties": {"a": {"$schema": DRAFT, "type": "string"}}},
+     "#/properties/a sets $schema"),
+    ({"type": "object", "properties": {"a": {"$dynamicRef": "#meta"}}}, "uses $dynamicRef"),
+    ({"type": "object", "$defs": {"a": {"$anchor": "a"}}}, "#/$defs/a uses $anchor"),
+])
+def test_base_changing_keywords_are_refused(schema, reason):
+    assert reason in refused_form(json.dumps(schema).encode())
+
+
+@pytest.mark.parametrize("schema", [
+    {"$ref": "#", "type": "object"},
+    {"type": "object", "allOf": [{"$ref": "#"}]},
+    {"type": "object", "properties": {"a": {"$ref": "#/properties/a"}}},
+    {"type": "object", "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"not": {"$ref": "#/$defs/a"}}},
+     "properties": {"x": {"$ref": "#/$defs/a"}}},
+])
+def test_a_reference_loop_on_the_same_value_is_refused(schema):
+    assert "without descending into the data, so checking a post would never end" in refused_form(
+        json.dumps(schema).encode())
+
+
+def test_references_inside_the_form_and_recursion_through_the_data_are_accepted():
+    schema = {"$schema": DRAFT, "type": "object",
+              "$defs": {"code": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]+$"},
+                        "node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}},
+              "properties": {"code": {"$ref": "#/$defs/code"}, "tree": {"$ref": "#/$defs/node"},
+                             "same": {"allOf": [{"$ref": "#/$defs/code"}]}}}
+    assert read_form_file("fine.schema.json", json.dumps(schema).encode(), "schema") == schema
+
+
+CATASTROPHIC = ["(a+)+$", "(a*)*b", "(a|aa)+$", "(.*a){20}", r"^(\w+\s?)*$", "(a?){30}a{30}", r"(x+x+)+y",
+                r"(a)\1", r"(?P<q>a)(?P=q)", "((ab)*c?)+", "(?=(a+)+)b"]
+
+
+@pytest.mark.parametrize("pattern", CATASTROPHIC)
+def test_a_catastrophic_pattern_is_refused(pattern):
+    reason = refused_form(schema_with(pattern=pattern))
+    assert f"#/properties/code: the pattern {pattern!r}" in reason
+    assert "exponential time" in reason
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "patternProperties": {"(a+)+$": {"type": "string"}}},
+    {"type": "object", "propertyNames": {"pattern": "(a|aa)+$"}},
+    {"type": "object", "properties": {"list": {"type": "array", "items": {"pattern": "(.*a){20}"}}}},
+    {"type": "object", "$defs": {"deep": {"properties": {"inner": {"pattern": "(a*)*b"}}}}},
+    {"type": "object", "properties": {"x": {"anyOf": [{"type": "integer"}, {"pattern": "(a+)+$"}]}}},
+])
+def test_a_catastrophic_pattern_anywhere_in_the_schema_is_refused(schema):
+    assert "exponential time" in refused_form(json.dumps(schema).encode())
+
+
+@pytest.mark.parametrize(("pattern", "reason"), [
+    ("(", "is not a valid regular expression"),
+    (r"\p{L}+", "is not a valid regular expression"),
+    ("a" * 1001, "is 1,001 characters long; the limit is 1,000"),
+])
+def test_an_unusable_pattern_is_refused(pattern, reason):
+    assert reason in refused_form(schema_with(pattern=pattern))
+
+
+@pytest.mark.parametrize("pattern", ["^[A-Z]{2}-[0-9]+$", r"^\d{4}-\d{2}-\d{2}$", "^[^@]+@[^@]+$", "(ab)+",
+                                     "(?:a|b)+", r"^(\d{3}-)+\d$", "^(yes|no)$", "^a{2,5}$"])
+def test_ordinary_patterns_are_accepted(pattern):
+    assert read_form_file("fine.schema.json", schema_with(pattern=pattern), "schema")

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
 from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 
-from engine.forms.schema_form import FormDefinitionError, check_form, load_form, render_form
+from engine import bootstrap
+from engine.forms.schema_form import (
+    Action,
+    Field,
+    FormDefinitionError,
+    SchemaForm,
+    check_form,
+    load_form,
+    render_form,
+)
 from engine.forms.validation import read_submission
 from engine.forms.widgets import FormError
 
@@ -169,3 +180,88 @@ def test_unknown_widget_is_refused():
     ui = {"a": {"ui:widget": "mystery"}, "ui:actions": [{"name": "x", "label": "X"}]}
     with pytest.raises(FormDefinitionError, match='widget "mystery"'):
         check_form(schema, ui, WIDGETS)
+
+
+# --- hostile form files: stored before today's checks, or written to attack -------------------------
+
+HOSTILE = "<script>alert(1)</script> {{ 7*7 }}"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; {{ 7*7 }}"
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    ({"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/a.json"}}}, "must point inside"),
+    ({"type": "object", "properties": {"a": {"$ref": "file:///etc/passwd"}}}, "must point inside"),
+    ({"$id": "http://127.0.0.1:9/", "type": "object"}, "uses \\$id"),
+    ({"type": "object", "properties": {"a": {"type": "string", "pattern": "(a+)+$"}}}, "exponential time"),
+    ({"type": "object", "properties": {"a": {"$ref": "#/properties/a"}}}, "would never end"),
+    (json.loads('{"type": "object", "properties": {"a": ' + '{"items": ' * 40 + "{}" + "}" * 42),
+     "nested more than 32 levels"),
+])
+def test_a_stored_form_that_is_unsafe_is_refused_when_loaded(schema, message):
+    ui = {"ui:actions": [{"name": "go", "label": "Go"}]}
+    with pytest.raises(FormDefinitionError, match=f"The form schema cannot be used: .*{message}"):
+        load_form(schema, ui)
+
+
+def test_validating_a_post_never_fetches_a_reference(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    (tmp_path / "b.json").write_text('{"type": "string"}')
+    schema = {"type": "object", "properties": {"code": {"allOf": [
+        {"$ref": f"http://127.0.0.1:{port}/a.json"}, {"$ref": f"file://{tmp_path}/b.json"}]}}}
+    stored_before = SchemaForm(schema, {}, None, None, (
+        Field("code", {"type": "string"}, "text", "Code"),), (Action("go", "Go"),))
+    with listener:
+        result = read_submission(stored_before, post(action="go", code="x"))
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    assert not result.ok
+    assert "refers to a definition outside itself" in result.form_errors[0]
+    assert "ask an admin to deploy a corrected form" in result.form_errors[0]
+
+
+def test_admin_text_in_a_form_is_drawn_as_text_never_as_markup_or_template():
+    schema = {"type": "object", "title": HOSTILE, "description": HOSTILE,
+              "properties": {"note": {"type": "string", "title": HOSTILE, "description": HOSTILE},
+                             "pick": {"type": "string", "enum": ["a"], "title": "Pick"}},
+              "required": ["note"]}
+    ui = {"note": {"ui:help": HOSTILE}, "pick": {"ui:widget": "radio", "ui:enumNames": [HOSTILE]},
+          "ui:actions": [{"name": "go", "label": HOSTILE, "confirm": HOSTILE + '" onclick="x()'}]}
+    html = str(render_form(load_form(schema, ui), action_url="/post", csrf_token="tok",
+                           values={"note": HOSTILE}, errors={"note": HOSTILE}, form_errors=[HOSTILE]))
+    assert "<script>" not in html and "alert(1)</script>" not in html and "49" not in html
+    # the form's description; the note's label, description, help, value and error; the form error,
+    # the radio label, the button's label and its confirmation
+    assert html.count(ESCAPED) == 10
+    assert 'onclick="x()' not in html and "&#34; onclick=&#34;x()" in html
+
+
+def test_admin_text_on_the_console_pages_is_drawn_as_text(login, services, tmp_path):
+    source = tmp_path / "source"
+    for folder in ("processes", "forms", "options"):
+        shutil.copytree(services.settings.source_path / folder, source / folder)
+    bpmn = source / "processes" / "TempCardsBoProcIssueMultiple.bpmn"
+    escaped_for_xml = HOSTILE.replace("<", "&lt;").replace(">", "&gt;")
+    bpmn.write_text(bpmn.read_text().replace('name="Search cards"', f'name="{escaped_for_xml}"'))
+    schema_file = source / "forms" / "search_cards.schema.json"
+    schema = json.loads(schema_file.read_text())
+    schema["description"] = schema["properties"]["selection"]["title"] = HOSTILE
+    schema_file.write_text(json.dumps(schema))
+    ui_file = source / "forms" / "search_cards.uischema.json"
+    ui = json.loads(ui_file.read_text())
+    ui["selection"]["ui:help"] = HOSTILE
+    ui_file.write_text(json.dumps(ui))
+    services.settings.source_path = source
+    assert any("v2 deployed" in line for line in bootstrap.deploy(services, "admin"))
+
+    op = login()
+    instance_id = op.start()
+    page = op.order_page(instance_id)
+    assert f"<h1>{ESCAPED}</h1>" in page and f"<title>{ESCAPED} - cardflow</title>" in page
+    assert page.count(ESCAPED) >= 5  # heading, title, form description, field legend, help
+    assert "<script>alert" not in page and ">49<" not in page and " 49 " not in page
+    inbox = op.get("/batch-orders").get_data(as_text=True)
+    assert f"Waiting for you: {ESCAPED}" in inbox and "<script>alert" not in inbox
