@@ -33,6 +33,14 @@ def sandbox() -> Iterator[ScriptSandbox]:
     pool.close()
 
 
+@pytest.fixture
+def patient() -> Iterator[ScriptSandbox]:
+    """A sandbox with a long time limit: memory and size tests must not stop on time on a busy machine."""
+    pool = ScriptSandbox(time_limit=20)
+    yield pool
+    pool.close()
+
+
 def test_values_flow_in_and_scripts_hand_back_their_plain_names(sandbox):
     assert sandbox.evaluate('action == "issue"', {"action": "issue"}) is True
     assert sandbox.evaluate('order["order_id"]', {"order": {"order_id": 42}}) == 42
@@ -52,10 +60,10 @@ def test_an_endless_loop_is_stopped_and_the_sandbox_goes_on(sandbox):
 
 @pytest.mark.parametrize("script", ["x = 'a' * 10**10", "x = [0] * 10**9",
                                     "x = []\nwhile True:\n    x.append('a' * 10**6)"])
-def test_a_memory_bomb_is_stopped_at_the_memory_limit(sandbox, script):
+def test_a_memory_bomb_is_stopped_at_the_memory_limit(patient, script):
     with pytest.raises(ScriptError, match=r"^used more than 256 MB of memory$"):
-        sandbox.execute(script, {})
-    assert sandbox.execute("y = 1", {}) == {"y": 1}
+        patient.execute(script, {})
+    assert patient.execute("y = 1", {}) == {"y": 1}
 
 
 @pytest.mark.parametrize("run", [
@@ -63,9 +71,9 @@ def test_a_memory_bomb_is_stopped_at_the_memory_limit(sandbox, script):
     lambda pool: pool.execute("x = 'a' * 10**8", {}),
     lambda pool: pool.evaluate("[1] * 10**6", {}),
 ])
-def test_a_result_over_one_megabyte_is_refused(sandbox, run):
+def test_a_result_over_one_megabyte_is_refused(patient, run):
     with pytest.raises(ScriptError, match="returned more than 1 MB of data; keep large data in tables"):
-        run(sandbox)
+        run(patient)
 
 
 def test_only_plain_json_goes_in_and_comes_out(sandbox):
@@ -177,7 +185,7 @@ def hostile_services(tmp_path: Path, real_bpmn: Path, script: str) -> Services:
 @pytest.mark.parametrize(("script", "reason"), [
     ("while True:\n    pass", "ran longer than 2 s"),
     ("x = 'a' * 10**10", "used more than 256 MB of memory"),
-    ("x = 'a' * 10**8", "returned more than 1 MB of data"),
+    ("x = 'a' * 10**7", "returned more than 1 MB of data"),
 ])
 def test_a_runaway_script_stops_its_instance_and_frees_the_runner(tmp_path, real_bpmn, script, reason):
     services = hostile_services(tmp_path, real_bpmn, script)
