@@ -29,7 +29,7 @@ SAFE_XML_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=False
 )
 
-# The shipped process is 30 KB; a diagram 70 times larger is no longer a process but a payload.
+# The shipped process is 25 KB; a document 80 times larger is no longer a diagram but a payload.
 MAX_BPMN_BYTES = 2 * 2**20
 
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
