@@ -13,14 +13,12 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from lxml import etree
 
 from engine.bpmn_lint import BPMN, lint
 from engine.bpmn_lint import NS as LAYOUT_NS
 from engine.deploy_errors import DeployError, Problem
-from engine.forms.schema_form import FormDefinitionError, check_form
+from engine.forms.schema_form import FormDefinitionError, check_form, read_form_file
 from engine.spiff import BpmnParseError, ScriptError, check_expression, check_script, parse_specs, parse_xml
 
 SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -234,17 +232,9 @@ def form_kind(name: str) -> str | None:
 def check_form_file(name: str, body: bytes, kind: str) -> str | None:
     """Why a form file (JSON Schema or UI schema) is unusable, or None when it is fine."""
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        return f"form file {name} is not valid UTF-8 JSON: {err}"
-    if kind == "ui":
-        if not isinstance(document, dict):
-            return f"UI schema {name} must be a JSON object"
-    else:
-        try:
-            Draft202012Validator.check_schema(document)
-        except SchemaError as err:
-            return f"form file {name} is not a valid JSON Schema: {err.message}"
+        read_form_file(name, body, kind)
+    except FormDefinitionError as err:
+        return str(err)
     return None
 
 

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 
 from engine.db import unit_of_work
+from engine.forms.schema_form import FormDefinitionError
 from engine.leases import InstanceBusy
 from engine.runtime import InstanceView, NotFound, RuntimeFailure
 from engine.web.auth import role_required
@@ -142,3 +143,11 @@ def cancel(instance_id: str):
     else:
         flash("The order is cancelled; its cards are free for other orders.", "info")
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
+
+
+@bp.errorhandler(FormDefinitionError)
+def unusable_form(error: FormDefinitionError):
+    """A form stored before today's checks that they refuse: say so plainly, change nothing."""
+    message = (f"This step's form cannot be used: {error} Nothing was changed; ask an admin to deploy a "
+               "corrected form.")
+    return render_template("error.html", title="Form cannot be shown", message=message), 500
