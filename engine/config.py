@@ -66,6 +66,8 @@ class Settings:
     # After this many failed logins in a row the account is locked for login_lock_minutes.
     login_max_failures: int = 5
     login_lock_minutes: int = 15
+    # A login session unused for this long ends (the next page asks to log in again).
+    session_idle_minutes: int = 120
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -90,6 +92,7 @@ class Settings:
             secure_cookies=_flag(env, "CARDFLOW_SECURE_COOKIES", True),
             login_max_failures=_count(env, "CARDFLOW_LOGIN_MAX_FAILURES", cls.login_max_failures),
             login_lock_minutes=_count(env, "CARDFLOW_LOGIN_LOCK_MINUTES", cls.login_lock_minutes),
+            session_idle_minutes=_count(env, "CARDFLOW_SESSION_IDLE_MINUTES", cls.session_idle_minutes),
         )
 
     def ensure_instance(self) -> None:

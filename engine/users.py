@@ -1,20 +1,17 @@
-"""Console users: the password policy, adding and changing users, logging in with a lockout, and
-the server-side login sessions. Every change is an audit event naming who made it.
+"""Console users: the password policy, adding and changing users, locks. Every change is an audit
+event naming who made it. Logging in is ``engine.logins``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.security import check_password_hash, generate_password_hash
+from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
 
-from engine.db import unit_of_work
 from engine.store import AuditEvent, LoginSession, User, utcnow
 
 ROLES = ("operator", "admin", "auditor")
@@ -28,32 +25,10 @@ COMMON_PASSWORDS = frozenset({
     "abcd12345678", "iloveyou1234", "welcome12345", "welcome@1234", "letmein12345", "changeme1234",
     "administrator1", "admin1234567", "cardflow1234", "trustno11234", "monkey123456", "dragon123456",
 })
-# Checked when the name is unknown, made with the same method as every real hash, so that an
-# unknown name is answered exactly as slowly as a known one.
-_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
 class UserError(ValueError):
     """A user cannot be created or changed as asked; the message says why. Nothing was changed."""
-
-
-@dataclass(frozen=True)
-class LockoutPolicy:
-    """After ``max_failures`` failed logins in a row the account is locked for ``lock_minutes``."""
-
-    max_failures: int = 5
-    lock_minutes: int = 15
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    """What a login attempt came to: a session token on success, the lock's end when locked."""
-
-    token: str | None = None
-    user_id: int | None = None
-    name: str = ""
-    role: str = ""
-    locked_until: datetime | None = None
 
 
 def password_problem(name: str, password: str) -> str | None:
@@ -96,24 +71,24 @@ def _user(session: Session, name: str) -> User:
     return user
 
 
-def _audit(session: Session, actor: str, action: str, **detail: object) -> None:
+def audit(session: Session, actor: str, action: str, **detail: object) -> None:
     """Record what ``actor`` did; ``detail`` never holds a password."""
     session.add(AuditEvent(actor=actor[:100], action=action, detail=detail))
 
 
-def _end_sessions(session: Session, user: User) -> None:
+def end_sessions(session: Session, user: User) -> None:
     """Log the user out everywhere: their session cookies no longer find a row."""
     session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+def aware(moment: datetime | None) -> datetime | None:
     """A stored time as UTC (SQLite gives it back without its zone)."""
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def locked_until(user: User, now: datetime | None = None) -> datetime | None:
     """When the user's lock ends, or None when the account is not locked now."""
-    until = _aware(user.locked_until)
+    until = aware(user.locked_until)
     return until if until is not None and until > (now or utcnow()) else None
 
 
@@ -134,7 +109,7 @@ def add_user(session: Session, name: str, role: str, password: str, actor: str) 
     user = User(name=name, role=role, password_hash=generate_password_hash(password),
                 password_changed_at=utcnow())
     session.add(user)
-    _audit(session, actor, "user added", user=name, role=role)
+    audit(session, actor, "user added", user=name, role=role)
     return user
 
 
@@ -146,8 +121,8 @@ def disable_user(session: Session, name: str, actor: str) -> User:
     if user.disabled:
         raise UserError(f"User {name} is already disabled; nothing changed.")
     user.disabled = True
-    _end_sessions(session, user)
-    _audit(session, actor, "user disabled", user=name)
+    end_sessions(session, user)
+    audit(session, actor, "user disabled", user=name)
     return user
 
 
@@ -157,7 +132,7 @@ def enable_user(session: Session, name: str, actor: str) -> User:
     if not user.disabled:
         raise UserError(f"User {name} is not disabled; nothing changed.")
     user.disabled = False
-    _audit(session, actor, "user enabled", user=name)
+    audit(session, actor, "user enabled", user=name)
     return user
 
 
@@ -166,8 +141,8 @@ def set_password(session: Session, name: str, password: str, actor: str) -> User
     user = _user(session, name)
     _check_password(name, password)
     user.password_hash, user.password_changed_at = generate_password_hash(password), utcnow()
-    _end_sessions(session, user)
-    _audit(session, actor, "password reset", user=name)
+    end_sessions(session, user)
+    audit(session, actor, "password reset", user=name)
     return user
 
 
@@ -181,8 +156,8 @@ def change_role(session: Session, name: str, role: str, actor: str) -> User:
     if user.role == role:
         raise UserError(f"User {name} already has role {role}; nothing changed.")
     previous, user.role = user.role, role
-    _end_sessions(session, user)
-    _audit(session, actor, "role changed", user=name, previous=previous, role=role)
+    end_sessions(session, user)
+    audit(session, actor, "role changed", user=name, previous=previous, role=role)
     return user
 
 
@@ -192,73 +167,5 @@ def unlock_user(session: Session, name: str, actor: str) -> User:
     if locked_until(user) is None and not user.failed_logins:
         raise UserError(f"User {name} is not locked and has no failed logins; nothing changed.")
     user.failed_logins, user.locked_until = 0, None
-    _audit(session, actor, "user unlocked", user=name)
+    audit(session, actor, "user unlocked", user=name)
     return user
-
-
-def authenticate(sessions: sessionmaker[Session], name: str, password: str,
-                 policy: LockoutPolicy) -> LoginResult:
-    """Check a login and record it (audit, failure count, lock); on success open a login session.
-
-    Exactly one password hash is checked on every path, outside any transaction, so neither the
-    answer nor its time tells an unknown name from a known one, and no lock is held while hashing.
-    Unknown names count nothing; they are answered as a wrong password.
-    """
-    with unit_of_work(sessions) as session:
-        user = session.scalar(select(User).where(User.name == name)) if NAME_PATTERN.match(name) else None
-        stored_hash = user.password_hash if user else _DUMMY_HASH
-    matches = check_password_hash(stored_hash, password)
-    with unit_of_work(sessions) as session:
-        if user is None:
-            _audit(session, name or "(no name)", "login failed", reason="unknown user")
-            return LoginResult()
-        return _record_login(session, user.id, matches, stored_hash, policy)
-
-
-def _record_login(session: Session, user_id: int, matches: bool, checked_hash: str,
-                  policy: LockoutPolicy) -> LoginResult:
-    """Count a failure (locking at the limit) or open a session for the user, re-read and locked."""
-    user = session.scalar(select(User).where(User.id == user_id).with_for_update())
-    now = utcnow()
-    if user is None:
-        return LoginResult()
-    until = locked_until(user, now)
-    if until is not None:
-        _audit(session, user.name, "login failed", reason="locked")
-        return LoginResult(locked_until=until)
-    # A password changed since it was read does not count as matching.
-    if matches and checked_hash == user.password_hash and not user.disabled:
-        user.failed_logins, user.locked_until = 0, None
-        token = secrets.token_urlsafe(32)
-        session.add(LoginSession(token_hash=_token_hash(token), user_id=user.id))
-        _audit(session, user.name, "login")
-        return LoginResult(token, user.id, user.name, user.role)
-    if user.locked_until is not None:  # an old lock ran out: count afresh
-        user.failed_logins, user.locked_until = 0, None
-    user.failed_logins += 1
-    _audit(session, user.name, "login failed", reason="disabled" if user.disabled else "wrong password",
-           failures=user.failed_logins)
-    if user.failed_logins < policy.max_failures:
-        return LoginResult()
-    user.locked_until = now + timedelta(minutes=policy.lock_minutes)
-    _audit(session, user.name, "login locked", until=user.locked_until.isoformat(),
-           failures=user.failed_logins)
-    return LoginResult(locked_until=user.locked_until)
-
-
-def _token_hash(token: str) -> str:
-    """What the database keeps of a login token: its sha256, so a database copy opens no session."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def session_user(session: Session, token: str) -> User | None:
-    """The enabled user whose login session ``token`` opened, or None (logged out, ended, disabled)."""
-    row = session.get(LoginSession, _token_hash(token))
-    user = session.get(User, row.user_id) if row else None
-    return user if user is not None and not user.disabled else None
-
-
-def close_session(session: Session, token: str, actor: str) -> None:
-    """Log out: the token's session row goes, so a copy of the cookie is worthless from now on."""
-    if session.execute(delete(LoginSession).where(LoginSession.token_hash == _token_hash(token))).rowcount:
-        _audit(session, actor, "logout")

@@ -13,11 +13,11 @@ from functools import wraps
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 
 from engine.db import unit_of_work
-from engine.users import LockoutPolicy, authenticate, close_session, session_user
+from engine.logins import LockoutPolicy, UnknownNames, authenticate, close_session, session_user
 from engine.web.context import services
 
 bp = Blueprint("auth", __name__)
@@ -54,7 +54,7 @@ class LoginUser(UserMixin):
 def load_user(token: str) -> LoginUser | None:
     """The user of the session's login token, read on every request: an ended session logs out."""
     with unit_of_work(services().sessions) as session:
-        user = session_user(session, token)
+        user = session_user(session, token, _lockout_policy())
         return LoginUser(token, user.id, user.name, user.role) if user else None
 
 
@@ -100,7 +100,13 @@ def same_site_path(target: str) -> str | None:
 def _lockout_policy() -> LockoutPolicy:
     """The lockout the settings ask for."""
     settings = services().settings
-    return LockoutPolicy(settings.login_max_failures, settings.login_lock_minutes)
+    return LockoutPolicy(settings.login_max_failures, settings.login_lock_minutes,
+                         settings.session_idle_minutes)
+
+
+def _unknown_names() -> UnknownNames:
+    """This app's failure counts of names that are no user (see UnknownNames)."""
+    return current_app.extensions.setdefault("cardflow_unknown_names", UnknownNames())
 
 
 def _end_login_session() -> None:
@@ -125,7 +131,8 @@ def login():
     if request.method == "GET":
         return render_template("login.html", name="")
     name = request.form.get("name", "").strip()
-    result = authenticate(services().sessions, name, request.form.get("password", ""), _lockout_policy())
+    result = authenticate(services().sessions, name, request.form.get("password", ""), _lockout_policy(),
+                          _unknown_names())
     if result.locked_until is not None:
         flash(LOCKED.format(until=result.locked_until), "error")
         return render_template("login.html", name=name), 429

@@ -12,20 +12,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-import engine.users
+import engine.logins
 from engine.db import make_engine, make_sessions, unit_of_work
+from engine.logins import LockoutPolicy, authenticate, session_user
 from engine.store import AuditEvent, Base, LoginSession, User, utcnow
 from engine.users import (
-    LockoutPolicy,
     UserError,
     add_user,
-    authenticate,
     change_role,
     disable_user,
     enable_user,
     password_problem,
     random_password,
-    session_user,
     set_password,
     unlock_user,
 )
@@ -226,14 +224,14 @@ def test_unknown_names_count_nothing_and_are_answered_as_a_wrong_password(sessio
 def test_every_login_path_checks_one_hash_of_the_same_method(sessions, monkeypatch):
     """An unknown name used to skip the hash check: answered in 9 ms instead of 164 ms."""
     checked = []
-    real_check = engine.users.check_password_hash
+    real_check = engine.logins.check_password_hash
 
     def counting_check(stored_hash: str, password: str) -> bool:
         """Note the method of the hash checked, then check it."""
         checked.append(stored_hash.split("$", 1)[0])
         return real_check(stored_hash, password)
 
-    monkeypatch.setattr(engine.users, "check_password_hash", counting_check)
+    monkeypatch.setattr(engine.logins, "check_password_hash", counting_check)
     method = user(sessions, "alice").password_hash.split("$", 1)[0]
     for name, password in (("alice", PASSWORD), ("alice", "wrong"), ("nobody", "wrong"), ("", ""),
                            ("not a valid name!", "x"), ("n" * 500, "x")):
@@ -256,3 +254,27 @@ def test_racing_guesses_lose_no_failure_and_lock_once(both_databases):
     assert sum(result.locked_until is not None for result in results) == racers - POLICY.max_failures + 1
     assert user(sessions, "alice").failed_logins == POLICY.max_failures
     assert [action for _, action, _ in audit(sessions)].count("login locked") == 1
+
+
+def test_a_login_session_unused_too_long_ends(sessions):
+    policy = LockoutPolicy(idle_minutes=30)
+    result = authenticate(sessions, "alice", PASSWORD, policy)
+    with unit_of_work(sessions) as session:
+        assert session_user(session, result.token, policy).name == "alice"
+        row = session.scalars(select(LoginSession)).one()
+        row.last_seen_at = utcnow() - timedelta(minutes=31)
+    with unit_of_work(sessions) as session:
+        assert session_user(session, result.token, policy) is None
+        assert session.scalars(select(LoginSession)).all() == []
+
+
+def test_a_login_clears_sessions_left_idle_by_others(sessions):
+    policy = LockoutPolicy(idle_minutes=30)
+    stale = authenticate(sessions, "alice", PASSWORD, policy)
+    with unit_of_work(sessions) as session:
+        session.scalars(select(LoginSession)).one().last_seen_at = utcnow() - timedelta(hours=3)
+    fresh = authenticate(sessions, "root", PASSWORD, policy)
+    with unit_of_work(sessions) as session:
+        assert session_user(session, stale.token, policy) is None
+        assert session_user(session, fresh.token, policy).name == "root"
+        assert len(session.scalars(select(LoginSession)).all()) == 1

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from engine.db import unit_of_work
+from engine.logins import LockoutPolicy, authenticate
 from engine.store import AuditEvent, User
-from engine.users import LockoutPolicy, authenticate
 from tests.web.conftest import PASSWORD
 
 PAGE = "/admin/users"
