@@ -14,6 +14,7 @@ from flask import render_template
 from markupsafe import Markup
 
 from engine.forms.widgets import FormError, WidgetContext, WidgetRegistry
+from engine.web.paging import page_number
 from tasks.errors import CardflowError
 from tasks.orders import request_repeat, stage_selection
 from tasks.queries import SearchFilter, order_cards, progress, search_requested
@@ -32,15 +33,9 @@ def register_card_widgets(registry: WidgetRegistry) -> None:
     registry.register("production_review", ProductionReview())
 
 
-def _page(args: Mapping[str, str]) -> int:
-    """The requested page number; anything that is not a positive number means the first page."""
-    raw = args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
-
-
 def _ids(values: list[str], what: str) -> list[int]:
     """Card ids from check boxes; anything else is a tampered or broken post."""
-    if not all(value.isdigit() and len(value) < 19 for value in values):
+    if not all(value.isascii() and value.isdigit() and len(value) < 19 for value in values):
         raise FormError(f"The {what} holds a value that is not a card; reload the page and try again.")
     return [int(value) for value in values]
 
@@ -80,7 +75,7 @@ class CardPicker:
         match, problems = read_filter(ctx.args)
         result = None if problems else search_requested(
             ctx.session, match.number, match.requested_from, match.requested_to,
-            page=_page(ctx.args), per_page=SEARCH_PAGE_SIZE)
+            page=page_number(ctx.args), per_page=SEARCH_PAGE_SIZE)
         posted = ctx.form
         ticked = set(posted.getlist("card")) if posted is not None else set()
         reservation = (ctx.task_data or {}).get("reservation")
@@ -114,7 +109,7 @@ class OrderCards:
     def render(self, ctx: WidgetContext) -> Markup:
         """The reserved cards with their number and state."""
         order = ctx.order
-        cards = order_cards(ctx.session, order.id, page=_page(ctx.args), per_page=ORDER_PAGE_SIZE) \
+        cards = order_cards(ctx.session, order.id, page=page_number(ctx.args), per_page=ORDER_PAGE_SIZE) \
             if order else None
         return Markup(render_template("widgets/order_cards.html", cards=cards, args=ctx.args,
                                       instance_id=ctx.instance_id))
@@ -134,7 +129,7 @@ class ProductionReview:
     def render(self, ctx: WidgetContext) -> Markup:
         """The outcome table with preview images, repeat and misprint check boxes, reasons."""
         order = _require_order(ctx)
-        cards = order_cards(ctx.session, order.id, page=_page(ctx.args), per_page=ORDER_PAGE_SIZE)
+        cards = order_cards(ctx.session, order.id, page=page_number(ctx.args), per_page=ORDER_PAGE_SIZE)
         posted = ctx.form
         return Markup(render_template(
             "widgets/production_review.html", cards=cards, counts=progress(ctx.session, order.id),

@@ -48,6 +48,7 @@ def searching(login, services, requested_cards):
     ([("action", "issue"), ("card", "999")], "Unknown card id(s): 999. Search again."),
     ([("action", "issue"), ("card", "10"), ("card", "abc")], "holds a value that is not a card"),
     ([("action", "issue"), ("card", "-1")], "holds a value that is not a card"),
+    ([("action", "issue"), ("card", "²")], "holds a value that is not a card"),
     ([("action", "delete"), ("card", "10")], "Use one of the buttons of this step"),
     ([("card", "10")], "Use one of the buttons of this step"),
 ])
@@ -55,6 +56,13 @@ def test_bad_selections_are_refused(searching, services, data, message):
     op, instance_id = searching
     page = refused(op, services, instance_id, data, message)
     assert "<h1>Search cards</h1>" in page
+
+
+@pytest.mark.parametrize("page", ["²", "٣", "0", "-1", "9" * 40, ""])
+def test_a_search_page_that_is_not_plain_digits_shows_the_first_page(searching, page):
+    op, instance_id = searching
+    drawn = op.get(f"/orders/{instance_id}?number=TC-0000&page={page}")
+    assert drawn.status_code == 200 and "<h1>Search cards</h1>" in drawn.text
 
 
 def test_a_card_not_requested_is_refused(searching, services):
