@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from playwright import sync_api
-from werkzeug.serving import make_server
 
 from engine.runtime import Runtime
 from engine.web.app import create_app
 from tests.web.conftest import PASSWORD
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -30,68 +24,51 @@ def app(services):
     return create_app(services=replace(services, runtime=slow))
 
 
-@pytest.fixture
-def live_url(app) -> Iterator[str]:
-    """The console served on a free local port by a real WSGI server, for the browser."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="console-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
-
-
 @pytest.mark.browser
-def test_operator_issues_two_cards_in_the_browser(live_url, make_user, requested_cards):
+def test_operator_issues_two_cards_in_the_browser(live_url, chromium, make_user, requested_cards):
     make_user("op", "operator", PASSWORD)
     make_user("aud", "auditor", PASSWORD)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
-            expect = sync_api.expect
-            heading = page.locator("h1")
+    page = chromium.new_page()
+    page.set_default_timeout(30_000)
+    expect = sync_api.expect
+    heading = page.locator("h1")
 
-            page.goto(f"{live_url}/login")
-            page.get_by_label("User name").fill("op")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            page.get_by_role("link", name="BATCH ORDERS").click()
-            expect(heading).to_have_text("BATCH ORDERS")
-            page.get_by_role("button", name="Issue multiple temporary cards").click()
-            # Each step first shows the progress view, which polls and moves on by itself.
-            expect(heading).to_have_text("Working on the order")
-            expect(heading).to_have_text("Search cards")
-            page.get_by_label("Card number").fill("TC-00001")
-            page.get_by_role("button", name="Search").click()
-            expect(page.get_by_text("3 requested cards match.")).to_be_visible()
-            page.get_by_label("Select card TC-000010").check()
-            page.get_by_label("Select card TC-000011").check()
-            page.get_by_role("button", name="Issue multiple temporary cards").click()
+    page.goto(f"{live_url}/login")
+    page.get_by_label("User name").fill("op")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="BATCH ORDERS").click()
+    expect(heading).to_have_text("BATCH ORDERS")
+    page.get_by_role("button", name="Issue multiple temporary cards").click()
+    # Each step first shows the progress view, which polls and moves on by itself.
+    expect(heading).to_have_text("Working on the order")
+    expect(heading).to_have_text("Search cards")
+    page.get_by_label("Card number").fill("TC-00001")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_text("3 requested cards match.")).to_be_visible()
+    page.get_by_label("Select card TC-000010").check()
+    page.get_by_label("Select card TC-000011").check()
+    page.get_by_role("button", name="Issue multiple temporary cards").click()
 
-            expect(heading).to_have_text("Selected cards")
-            expect(page.get_by_role("cell", name="TC-000011")).to_be_visible()
-            page.get_by_role("button", name="Next").click()
-            expect(heading).to_have_text("Working on the order")
-            expect(heading).to_have_text("Review production", timeout=90_000)
-            expect(page.locator("img.preview")).to_have_count(4)
-            page.get_by_label("Everything is OK").check()
-            page.once("dialog", lambda dialog: dialog.accept())
-            page.get_by_role("button", name="Complete order").click()
-            expect(heading).to_have_text("Order completed", timeout=60_000)
+    expect(heading).to_have_text("Selected cards")
+    expect(page.get_by_role("cell", name="TC-000011")).to_be_visible()
+    page.get_by_role("button", name="Next").click()
+    expect(heading).to_have_text("Working on the order")
+    expect(heading).to_have_text("Review production", timeout=90_000)
+    expect(page.locator("img.preview")).to_have_count(4)
+    page.get_by_label("Everything is OK").check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Complete order").click()
+    expect(heading).to_have_text("Order completed", timeout=60_000)
 
-            page.get_by_role("button", name="Log out").click()
-            page.get_by_label("User name").fill("aud")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Log in").click()
-            for number in ("TC-000010", "TC-000011"):
-                page.get_by_label("Card number").fill(number)
-                page.get_by_role("button", name="Show history").click()
-                expect(heading).to_have_text(f"Card {number}")
-                expect(page.locator("strong.state")).to_have_text("unassigned")
-                expect(page.locator("table.history tbody tr").last).to_contain_text("unassigned")
-                page.get_by_role("link", name="CARDS").click()
-        finally:
-            browser.close()
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("User name").fill("aud")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    for number in ("TC-000010", "TC-000011"):
+        page.get_by_label("Card number").fill(number)
+        page.get_by_role("button", name="Show history").click()
+        expect(heading).to_have_text(f"Card {number}")
+        expect(page.locator("strong.state")).to_have_text("unassigned")
+        expect(page.locator("table.history tbody tr").last).to_contain_text("unassigned")
+        page.get_by_role("link", name="CARDS").click()
