@@ -18,7 +18,7 @@ import tasks.cardsdk.records  # noqa: F401  (registers the Card SDK's tables on 
 from engine import schema
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
-from engine.definitions import deploy_all, deploy_files
+from engine.deployment import deploy_all, deploy_files
 from engine.forms.widgets import WidgetRegistry
 from engine.leases import InstanceBusy
 from engine.runner import Runner

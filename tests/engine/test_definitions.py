@@ -14,11 +14,11 @@ from engine.definitions import (
     DeployError,
     current_definition,
     current_options,
-    deploy_all,
     deploy_options,
     deploy_process,
     validate_process,
 )
+from engine.deployment import deploy_all
 from engine.store import AuditEvent, Definition, OptionVersion
 from tasks.options import TEMP_CARDS_OPTIONS, validate_temp_card_options
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine.definitions import DeployError, deploy_all, deploy_files
+from engine.definitions import DeployError
+from engine.deployment import deploy_all, deploy_files
 from engine.store import AuditEvent
 from engine.versions import (
     VersionError,

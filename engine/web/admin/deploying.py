@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from engine.bootstrap import OPTION_VALIDATORS
 from engine.db import unit_of_work
-from engine.definitions import DeployError, Problem, Source, deploy_sources
+from engine.definitions import DeployError, Problem
+from engine.deployment import Source, deploy_sources
 from engine.versions import VersionRow
 from engine.web.context import services, widgets
 

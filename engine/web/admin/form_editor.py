@@ -14,7 +14,8 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from engine.db import unit_of_work
-from engine.definitions import Problem, Source
+from engine.definitions import Problem
+from engine.deployment import Source
 from engine.forms.schema_form import FormDefinitionError, check_form, render_form
 from engine.versions import get_version
 from engine.web.admin import admin_only, bp

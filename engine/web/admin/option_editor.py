@@ -13,7 +13,8 @@ from flask_login import current_user
 
 from engine.bootstrap import OPTION_FIELDS
 from engine.db import unit_of_work
-from engine.definitions import Problem, Source
+from engine.definitions import Problem
+from engine.deployment import Source
 from engine.option_scripts import with_values
 from engine.versions import current_options
 from engine.web.admin import admin_only, bp

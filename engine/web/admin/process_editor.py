@@ -9,7 +9,8 @@ from flask import abort, jsonify, render_template, request
 from flask_login import current_user
 
 from engine.db import unit_of_work
-from engine.definitions import DeployError, Source, process_check
+from engine.definitions import DeployError
+from engine.deployment import Source, process_check
 from engine.versions import current_definition, get_version
 from engine.web.admin import admin_only, bp
 from engine.web.admin.deploying import DeployResult, deploy_and_report

@@ -11,7 +11,8 @@ from flask_login import current_user
 
 from engine.bootstrap import OPTION_VALIDATORS
 from engine.db import unit_of_work
-from engine.definitions import FORM_NAME, Source
+from engine.definitions import FORM_NAME
+from engine.deployment import Source
 from engine.versions import KINDS, VersionError, current_version_number, get_version, list_versions, rollback
 from engine.web.admin import admin_only, bp
 from engine.web.admin.deploying import deploy_and_report, source_text
