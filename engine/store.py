@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -142,13 +142,45 @@ class LoginSession(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which instance or definition, and when. Never holds a secret."""
+    """One entry of the append-only, hash-chained audit trail: who did what, to which instance,
+    order or card, and when. Never holds a secret. ``hash`` covers the entry and ``prev_hash``
+    (the hash of the entry before it), so an edit, deletion, insertion or reordering shows."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_card_id", "card", "id"),
+        Index("ix_audit_events_order_id", "order_id", "id"),
+        Index("ix_audit_events_actor_id", "actor", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_instance_id", "instance_id", "id"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(100))
-    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    card: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the card's number
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """A signed chain head: the entry ``entry_id`` had ``hash`` when ``signature`` was made, by a
+    key kept outside the database. Verify proves every entry up to it, and that none was cut off."""
+
+    __tablename__ = "audit_heads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(Integer, index=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(64))  # sha256 of the public key
+    signature: Mapped[str] = mapped_column(Text)  # base64
+
+
+# Every session that adds audit entries links them into the chain (the listeners live there).
+import engine.audit_chain  # noqa: E402,F401

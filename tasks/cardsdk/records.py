@@ -46,3 +46,16 @@ class CustodySecret(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustodyRelease(Base):
+    """A release of a card's PIN and PUK from custody: who, when, which attempt (never the values)."""
+
+    __tablename__ = "custody_releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_id: Mapped[int] = mapped_column(Integer, index=True)
+    attempt_ref: Mapped[str] = mapped_column(String(200))
+    kinds: Mapped[str] = mapped_column(String(100))  # "pin,puk" or "management_key"
+    released_by: Mapped[str] = mapped_column(String(100))
+    released_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

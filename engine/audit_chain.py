@@ -1,0 +1,71 @@
+"""The audit trail's hash chain: every new entry is linked to the one before it when it is flushed.
+
+Each entry's ``hash`` is the sha256 of its predecessor's hash and its own content (id, time,
+actor, action, instance, order, card, detail), so editing, deleting, inserting or reordering an
+entry breaks the chain from there on. Entries are numbered and linked under one lock per
+database (PostgreSQL: an advisory transaction lock; SQLite: every transaction already holds the
+write lock), so concurrent writers build one chain. The web app only ever INSERTs and SELECTs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from itertools import count
+
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+
+from engine.store import AuditEvent
+
+GENESIS = "0" * 64
+# Any constant: the key of PostgreSQL's advisory lock that serialises appends to the chain.
+CHAIN_LOCK = 7_453_001
+_created = count()
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives it back without its zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def entry_content(entry: AuditEvent) -> bytes:
+    """The canonical bytes of an entry's content, the same when written and when read back."""
+    return json.dumps(
+        [entry.id, _utc(entry.at).isoformat(timespec="microseconds"), entry.actor, entry.action,
+         entry.instance_id, entry.order_id, entry.card, entry.detail or {}],
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def entry_hash(prev_hash: str, entry: AuditEvent) -> str:
+    """The hash an entry must carry after ``prev_hash``."""
+    return hashlib.sha256(prev_hash.encode() + b"\0" + entry_content(entry)).hexdigest()
+
+
+@event.listens_for(AuditEvent, "init")
+def _remember_order(target: AuditEvent, _args, _kwargs) -> None:
+    """Entries are chained in the order they were made, not in the session's set order."""
+    target._created = next(_created)  # noqa: SLF001 - a private, unmapped attribute
+
+
+@event.listens_for(Session, "before_flush")
+def _link_new_entries(session: Session, _context, _instances) -> None:
+    """Number the session's new entries after the chain's last one and link them to it."""
+    new = sorted((obj for obj in session.new if isinstance(obj, AuditEvent)),
+                 key=lambda obj: getattr(obj, "_created", 0))
+    if not new:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    with session.no_autoflush:
+        last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc())
+                               .limit(1)).first()
+    last_id, prev = (last.id, last.hash) if last else (0, GENESIS)
+    for offset, entry in enumerate(new, start=1):
+        entry.id = last_id + offset
+        entry.at = entry.at or datetime.now(UTC)
+        entry.detail = entry.detail or {}
+        entry.prev_hash = prev
+        entry.hash = prev = entry_hash(prev, entry)
