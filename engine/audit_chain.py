@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import count
 
 from sqlalchemy import event, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store import AuditEvent
 
 GENESIS = "0" * 64
+# Turn the session's pending domain rows (a card's state change, an issued certificate...) into
+# audit entries of the same transaction. The composition root gives them to its session factory
+# (the engine core knows no cards); sessions of other factories derive nothing.
+Deriver = Callable[[Session], Iterable[AuditEvent]]
+DERIVERS = "audit_derivers"
 # Any constant: the key of PostgreSQL's advisory lock that serialises appends to the chain.
 CHAIN_LOCK = 7_453_001
 _created = count()
@@ -43,6 +49,15 @@ def entry_hash(prev_hash: str, entry: AuditEvent) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\0" + entry_content(entry)).hexdigest()
 
 
+def register_deriver(sessions: sessionmaker[Session], deriver: Deriver) -> None:
+    """Have ``deriver`` add entries for what the sessions of ``sessions`` are about to write."""
+    info = dict(sessions.kw.get("info") or {})
+    derivers = list(info.get(DERIVERS, ()))
+    if deriver not in derivers:
+        info[DERIVERS] = [*derivers, deriver]
+        sessions.configure(info=info)
+
+
 @event.listens_for(AuditEvent, "init")
 def _remember_order(target: AuditEvent, _args, _kwargs) -> None:
     """Entries are chained in the order they were made, not in the session's set order."""
@@ -51,7 +66,10 @@ def _remember_order(target: AuditEvent, _args, _kwargs) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _link_new_entries(session: Session, _context, _instances) -> None:
-    """Number the session's new entries after the chain's last one and link them to it."""
+    """Derive entries for the session's domain rows, then number the session's new entries after
+    the chain's last one and link them to it."""
+    for deriver in session.info.get(DERIVERS, ()):
+        session.add_all(deriver(session))
     new = sorted((obj for obj in session.new if isinstance(obj, AuditEvent)),
                  key=lambda obj: getattr(obj, "_created", 0))
     if not new:

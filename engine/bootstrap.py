@@ -19,11 +19,13 @@ from engine import schema
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deployment import deploy_all, deploy_files
+from engine.domain_audit import wire_domain_audit
 from engine.forms.widgets import WidgetRegistry
 from engine.leases import InstanceBusy
 from engine.runner import Runner
 from engine.runtime import Runtime
 from engine.services import ServiceRegistry
+from engine.store import AuditEvent
 from engine.store import Base as EngineBase
 from engine.web.widgets_cards import register_card_widgets
 from tasks.cardsdk.station import Station
@@ -70,6 +72,7 @@ def build_services(settings: Settings,
     settings.ensure_instance()
     db = make_engine(settings.database_url)
     sessions = make_sessions(db)
+    wire_domain_audit(sessions)
     if station_factory is not None:
         station = station_factory(sessions)
     else:
@@ -116,8 +119,15 @@ def deploy(services: Services, actor: str, check_only: bool = False,
 
 
 def resume_pending(services: Services) -> int:
-    """Hand every running instance to the runner again: orders interrupted by a stop resume."""
+    """Hand every running instance to the runner again: orders interrupted by a stop resume.
+
+    Each resume is audited: it is how a crash or a stop in the middle of an order shows.
+    """
     pending = services.runtime.pending_instances()
+    with unit_of_work(services.sessions) as session:
+        session.add_all(AuditEvent(actor="runner", action="instance resumed", instance_id=instance_id,
+                                   detail={"after": "a stop or crash of the process that ran it"})
+                        for instance_id in pending)
     for instance_id in pending:
         services.runner.submit(instance_id)
     return len(pending)

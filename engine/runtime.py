@@ -73,12 +73,21 @@ class Runtime:
 
     def __init__(self, sessions: sessionmaker[Session], services: ServiceRegistry,
                  submit: Callable[[str], None],
-                 on_cancel: Callable[[Session, str, str], None] | None = None):
+                 on_cancel: Callable[[Session, str, str], None] | None = None,
+                 sign_head: Callable[[Session, str], object] | None = None):
         self.sessions = sessions
         self.services = services
         self._submit = submit
         # Called in the cancelling transaction: the domain frees what the instance held.
         self._on_cancel = on_cancel
+        # Signs the audit chain's head when an instance ends, so a cut-off tail shows.
+        self._sign = sign_head
+
+    def _sign_head(self, session: Session, reason: str) -> None:
+        """Sign the audit chain's head in ``session`` (after its entries are flushed)."""
+        if self._sign is not None:
+            session.flush()
+            self._sign(session, reason)
 
     def start(self, process_id: str, user: str) -> str:
         """Start the current version of ``process_id`` with a snapshot of the current options."""
@@ -142,6 +151,8 @@ class Runtime:
                                        detail={"after_error": instance.error}))
                 if self._on_cancel is not None:
                     self._on_cancel(session, instance_id, user)
+                session.flush()
+                self._sign_head(session, f"instance {instance_id} cancelled")
 
     def ready_task(self, instance_id: str) -> ReadyTask | None:
         """The user task this instance waits on, or None while it works or after it ended."""
@@ -232,15 +243,18 @@ class Runtime:
               audit: AuditEvent | None = None) -> None:
         with unit_of_work(self.sessions) as session:
             instance = session.get(Instance, instance_id)
+            ended_now = workflow.is_completed() and instance.status != "completed"
             instance.state = spiff.state_to_json(workflow)
             instance.status = "completed" if workflow.is_completed() else "running"
             instance.error = error
             instance.updated_at = utcnow()
             if audit is not None:
                 session.add(audit)
-            if workflow.is_completed():
+            if ended_now:  # once, at the step that ended it; the end event says how it ended
                 session.add(AuditEvent(actor=instance.started_by, action="instance completed",
-                                       instance_id=instance_id, detail={}))
+                                       instance_id=instance_id,
+                                       detail={"end_event": spiff.end_event_name(workflow)}))
+                self._sign_head(session, f"instance {instance_id} ended")
 
     def _mark_error(self, instance_id: str, message: str) -> None:
         with unit_of_work(self.sessions) as session:

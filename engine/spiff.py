@@ -16,6 +16,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
@@ -213,3 +214,12 @@ def parse_specs(root: etree._Element, filename: str) -> dict[str, str]:
         raise BpmnParseError(str(err.args[0]) if err.args else str(err), line, err.id or None) from err
     except SpiffWorkflowException as err:
         raise BpmnParseError(str(err)) from err
+
+
+def end_event_name(workflow: BpmnWorkflow) -> str | None:
+    """The name (or id) of the end event a finished workflow reached, None if it reached none."""
+    for task in workflow.get_tasks(state=TaskState.COMPLETED):
+        spec = task.task_spec
+        if isinstance(spec, EndEvent) and spec.bpmn_id:
+            return spec.bpmn_name or spec.bpmn_id
+    return None

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from tasks.cardsdk.piv.errors import CustodyError
-from tasks.cardsdk.records import CustodySecret
+from tasks.cardsdk.records import CustodyRelease, CustodySecret
 
 KEY_FILE = "custody.key"
 KINDS = ("pin", "puk", "management_key")
@@ -81,17 +81,20 @@ class Custody:
                     )
                 )
 
-    def release(self, card_id: int, attempt_ref: str | None = None) -> dict[str, str]:
-        """Decrypt the PIN and PUK of ``attempt_ref`` (default: the card's latest attempt)."""
-        return self._open(card_id, attempt_ref, ("pin", "puk"))
+    def release(self, card_id: int, attempt_ref: str | None = None, actor: str = "custody") -> dict[str, str]:
+        """Decrypt the PIN and PUK of ``attempt_ref`` (default: the card's latest attempt); the
+        release is recorded with ``actor`` (never the values)."""
+        return self._open(card_id, attempt_ref, ("pin", "puk"), actor)
 
-    def management_key(self, card_id: int, attempt_ref: str | None = None) -> bytes:
-        """The card's management key (to wipe or re-personalise a card)."""
-        return bytes.fromhex(self._open(card_id, attempt_ref, ("management_key",))["management_key"])
+    def management_key(self, card_id: int, attempt_ref: str | None = None, actor: str = "custody") -> bytes:
+        """The card's management key (to wipe or re-personalise a card); recorded like a release."""
+        return bytes.fromhex(self._open(card_id, attempt_ref, ("management_key",), actor)["management_key"])
 
-    def _open(self, card_id: int, attempt_ref: str | None, kinds: tuple[str, ...]) -> dict[str, str]:
-        """Decrypt ``kinds`` of one attempt; the result also names the attempt."""
-        with self.sessions() as session:
+    def _open(self, card_id: int, attempt_ref: str | None, kinds: tuple[str, ...],
+              actor: str) -> dict[str, str]:
+        """Decrypt ``kinds`` of one attempt and record, in the same transaction, that they were
+        released (nothing is recorded when they cannot be); the result also names the attempt."""
+        with self.sessions.begin() as session:
             if attempt_ref is None:
                 attempt_ref = session.scalar(
                     select(CustodySecret.attempt_ref)
@@ -108,19 +111,24 @@ class Custody:
                     CustodySecret.kind.in_(kinds),
                 )
             ).all()
-        found = {"attempt_ref": attempt_ref}
-        for row in rows:
-            try:
-                plain = self._aead.decrypt(
-                    row.nonce, row.ciphertext, self._context(card_id, attempt_ref, row.kind)
-                )
-            except InvalidTag:
-                raise CustodyError(
-                    f"Custody could not decrypt the {row.kind} of card {card_id}: wrong custody key or "
-                    "tampered record."
-                ) from None
-            found[row.kind] = plain.decode()
-        missing = [kind for kind in kinds if kind not in found]
-        if missing:
-            raise CustodyError(f"Custody lacks the {', '.join(missing)} of card {card_id}.")
+            found = {"attempt_ref": attempt_ref}
+            for row in rows:
+                found[row.kind] = self._decrypt(card_id, attempt_ref, row)
+            missing = [kind for kind in kinds if kind not in found]
+            if missing:
+                raise CustodyError(f"Custody lacks the {', '.join(missing)} of card {card_id}.")
+            session.add(CustodyRelease(card_id=card_id, attempt_ref=attempt_ref, kinds=",".join(kinds),
+                                       released_by=actor[:100]))
         return found
+
+    def _decrypt(self, card_id: int, attempt_ref: str, row: CustodySecret) -> str:
+        """One secret's plain text; a wrong key or a tampered record is a CustodyError."""
+        try:
+            context = self._context(card_id, attempt_ref, row.kind)
+            plain = self._aead.decrypt(row.nonce, row.ciphertext, context)
+        except InvalidTag:
+            raise CustodyError(
+                f"Custody could not decrypt the {row.kind} of card {card_id}: wrong custody key or "
+                "tampered record."
+            ) from None
+        return plain.decode()

@@ -1,0 +1,119 @@
+"""What the card domain writes, as audit entries: part of the composition root (it knows both the
+engine's trail and ``tasks``' tables, which never know each other).
+
+Each card state change, production attempt and its outcome, issued or revoked certificate,
+release of PIN/PUK custody and order end becomes an entry of the same transaction, so the trail
+can never miss or invent one. Entries hold numbers and reasons, never a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.audit_chain import register_deriver
+from engine.store import AuditEvent
+from tasks.cardsdk.records import CustodyRelease, IssuedCertificate
+from tasks.store import Card, CardEvent, Order, ProductionAttempt
+
+
+def _changed(obj: object, attribute: str) -> bool:
+    """True when ``attribute`` of a loaded row was given a new value in this flush."""
+    return inspect(obj).attrs[attribute].history.has_changes()
+
+
+def _card_number(session: Session, card_id: int | None) -> str | None:
+    """The number of card ``card_id`` (the trail names cards by number)."""
+    if card_id is None:
+        return None
+    with session.no_autoflush:
+        card = session.get(Card, card_id)
+    return card.number if card else None
+
+
+def _order(session: Session, order_id: int | None) -> Order | None:
+    """Order ``order_id`` (for its instance and its operator), or None."""
+    if order_id is None:
+        return None
+    with session.no_autoflush:
+        return session.get(Order, order_id)
+
+
+def _instance_of(session: Session, order_id: int | None) -> str | None:
+    """The process instance of order ``order_id``."""
+    order = _order(session, order_id)
+    return order.instance_id if order else None
+
+
+def _from_new(session: Session, obj: object) -> AuditEvent | None:
+    """The entry for a row being inserted, or None when it is nothing to audit."""
+    if isinstance(obj, CardEvent):
+        return AuditEvent(actor=obj.actor, action="card state changed", order_id=obj.order_id,
+                          instance_id=_instance_of(session, obj.order_id),
+                          card=_card_number(session, obj.card_id),
+                          detail={"from": obj.from_state, "to": obj.to_state, "reason": obj.reason,
+                                  "process_id": obj.process_id, "process_version": obj.process_version})
+    if isinstance(obj, ProductionAttempt):
+        return AuditEvent(actor="station", action="attempt started", order_id=obj.order_id,
+                          instance_id=_instance_of(session, obj.order_id),
+                          card=_card_number(session, obj.card_id), detail={"attempt": obj.attempt})
+    if isinstance(obj, IssuedCertificate):
+        return AuditEvent(actor="ca", action="certificate issued", card=obj.card_number,
+                          detail={"serial": obj.serial, "type": obj.certificate_type, "slot": obj.slot,
+                                  "attempt": obj.attempt_ref, "subject": obj.subject,
+                                  "not_after": obj.not_after.isoformat()})
+    if isinstance(obj, CustodyRelease):
+        return AuditEvent(actor=obj.released_by, action="custody released",
+                          card=_card_number(session, obj.card_id),
+                          detail={"attempt": obj.attempt_ref, "released": obj.kinds})
+    return None
+
+
+def _from_change(session: Session, obj: object) -> AuditEvent | None:
+    """The entry for a row being updated, or None when the change is nothing to audit."""
+    if isinstance(obj, Order) and _changed(obj, "status") and obj.status != "open":
+        return AuditEvent(actor=obj.created_by, action=f"order {obj.status}", order_id=obj.id,
+                          instance_id=obj.instance_id,
+                          detail={"process_id": obj.process_id, "process_version": obj.process_version,
+                                  "options": obj.options_name, "options_version": obj.options_version})
+    if isinstance(obj, ProductionAttempt) and _changed(obj, "outcome") and obj.outcome != "started":
+        detail = {"attempt": obj.attempt, "outcome": obj.outcome}
+        detail.update({key: value for key, value in (("error", obj.error), ("serial", obj.physical_serial))
+                       if value})
+        return AuditEvent(actor="station", action=f"attempt {obj.outcome}", order_id=obj.order_id,
+                          instance_id=_instance_of(session, obj.order_id),
+                          card=_card_number(session, obj.card_id), detail=detail)
+    if isinstance(obj, ProductionAttempt) and _changed(obj, "spoiled_reason") and obj.spoiled_reason:
+        order = _order(session, obj.order_id)
+        return AuditEvent(actor=order.created_by if order else "operator", action="card spoiled",
+                          order_id=obj.order_id, instance_id=order.instance_id if order else None,
+                          card=_card_number(session, obj.card_id),
+                          detail={"attempt": obj.attempt, "reason": obj.spoiled_reason})
+    if isinstance(obj, IssuedCertificate) and _changed(obj, "revoked_at") and obj.revoked_at is not None:
+        return AuditEvent(actor="ca", action="certificate revoked", card=obj.card_number,
+                          detail={"serial": obj.serial, "type": obj.certificate_type,
+                                  "reason": obj.revocation_reason})
+    return None
+
+
+def derive_domain_entries(session: Session) -> Iterator[AuditEvent]:
+    """The entries for everything of the card domain this session is about to write."""
+    for obj in list(session.new):
+        entry = _from_new(session, obj)
+        if entry is not None:
+            yield entry
+    for obj in list(session.dirty):
+        entry = _from_change(session, obj)
+        if entry is not None:
+            yield entry
+
+
+def _derive(session: Session) -> list[AuditEvent]:
+    return list(derive_domain_entries(session))
+
+
+def wire_domain_audit(sessions: sessionmaker[Session]) -> None:
+    """Have the sessions of ``sessions`` turn the card domain's writes into audit entries."""
+    register_deriver(sessions, _derive)
