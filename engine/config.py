@@ -68,6 +68,9 @@ class Settings:
     login_lock_minutes: int = 15
     # A login session unused for this long ends (the next page asks to log in again).
     session_idle_minutes: int = 120
+    # The Ed25519 key that signs audit chain heads; by default a 0600 file in the instance folder.
+    # Kept out of the database: whoever can rewrite the database still cannot sign a head.
+    audit_key_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -93,6 +96,7 @@ class Settings:
             login_max_failures=_count(env, "CARDFLOW_LOGIN_MAX_FAILURES", cls.login_max_failures),
             login_lock_minutes=_count(env, "CARDFLOW_LOGIN_LOCK_MINUTES", cls.login_lock_minutes),
             session_idle_minutes=_count(env, "CARDFLOW_SESSION_IDLE_MINUTES", cls.session_idle_minutes),
+            audit_key_path=_optional_path(env.get("CARDFLOW_AUDIT_KEY")),
         )
 
     def ensure_instance(self) -> None:

@@ -8,6 +8,8 @@ Create Date: 2026-11-24 16:20:00
 import sqlalchemy as sa
 from alembic import op
 
+from engine.audit_chain import GENESIS, entry_hash
+
 revision = "8c3d5f7a9e02"
 down_revision = "5b1e0c2a7d41"
 branch_labels = None
@@ -26,6 +28,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_events_order_id", ["order_id", "id"], unique=False)
         batch_op.create_index("ix_audit_events_actor_id", ["actor", "id"], unique=False)
         batch_op.create_index("ix_audit_events_action_id", ["action", "id"], unique=False)
+    _chain_existing_entries(op.get_bind())
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        # Every row now has its hashes: a row inserted without them is refused, not left blank.
+        batch_op.alter_column("prev_hash", existing_type=sa.String(length=64), server_default=None)
+        batch_op.alter_column("hash", existing_type=sa.String(length=64), server_default=None)
 
     op.create_table(
         "audit_heads",
@@ -53,6 +60,38 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("custody_releases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_custody_releases_card_id"), ["card_id"], unique=False)
+
+
+# The entries as the chain reads them; typed so times and details read back as the ORM's do.
+_events = sa.table(
+    "audit_events",
+    sa.column("id", sa.Integer()), sa.column("at", sa.DateTime(timezone=True)),
+    sa.column("actor", sa.String()), sa.column("action", sa.String()), sa.column("instance_id", sa.String()),
+    sa.column("order_id", sa.Integer()), sa.column("card", sa.String()), sa.column("detail", sa.JSON()),
+    sa.column("prev_hash", sa.String()), sa.column("hash", sa.String()),
+)
+
+
+def _chain_existing_entries(connection: sa.Connection, batch: int = 1000) -> None:
+    """Link the entries written before the chain existed, in id order, their ids kept."""
+    content = [_events.c[name] for name in ("id", "at", "actor", "action", "instance_id", "order_id", "card",
+                                            "detail")]
+    link = (sa.update(_events).where(_events.c.id == sa.bindparam("entry_id"))
+            .values(prev_hash=sa.bindparam("new_prev_hash"), hash=sa.bindparam("new_hash")))
+    prev, after = GENESIS, None
+    while True:
+        query = sa.select(*content).order_by(_events.c.id).limit(batch)
+        if after is not None:
+            query = query.where(_events.c.id > after)
+        rows = connection.execute(query).all()
+        if not rows:
+            return
+        links = []
+        for row in rows:
+            links.append({"entry_id": row.id, "new_prev_hash": prev, "new_hash": entry_hash(prev, row)})
+            prev = links[-1]["new_hash"]
+        connection.execute(link, links)
+        after = rows[-1].id
 
 
 def downgrade() -> None:
