@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from engine import bootstrap, user_commands
+from engine import audit_commands, bootstrap, user_commands
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deploy_errors import DeployError
@@ -84,6 +84,7 @@ def _deploy(services: bootstrap.Services, actor: str, check_only: bool, paths: t
 main.add_command(cardsdk_commands.virtual_card)
 main.add_command(cardsdk_commands.ca)
 main.add_command(user_commands.user)
+main.add_command(audit_commands.audit)
 
 
 @main.command()
