@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import tasks.cardsdk.records  # noqa: F401  (registers the Card SDK's tables on the metadata)
 from engine import schema
+from engine.audit_signing import HeadSigner
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deployment import deploy_all, deploy_files
@@ -83,7 +84,8 @@ def build_services(settings: Settings,
     runtime_box: list[Runtime] = []
     runner = Runner(lambda instance_id: runtime_box[0].advance(instance_id),
                     threads=settings.runner_threads, retry_on=(InstanceBusy,))
-    runtime = Runtime(sessions, registry, runner.submit, on_cancel=abandon_order)
+    runtime = Runtime(sessions, registry, runner.submit, on_cancel=abandon_order,
+                      sign_head=HeadSigner.from_settings(settings).sign)
     runtime_box.append(runtime)
     return Services(settings, db, sessions, registry, runtime, runner, station)
 

@@ -10,7 +10,7 @@ from engine import bootstrap
 from engine.audit_chain import GENESIS, entry_hash
 from engine.db import unit_of_work
 from engine.runtime import Runtime
-from engine.store import AuditEvent
+from engine.store import AuditEvent, AuditHead
 from tasks import orders
 from tasks.store import ProductionAttempt
 from tests.integration.flow import add_cards, order_id, select_and_issue, settle, start, submit
@@ -58,6 +58,10 @@ def test_an_order_leaves_every_step_in_the_trail(services):
     assert actions["certificate issued"] == 3 and actions["custody released"] == 1
     [ended] = [entry for entry in entries if entry.action == "instance completed"]
     assert ended.detail == {"end_event": "Order completed"}
+    with unit_of_work(services.sessions) as session:  # the order's end signed the chain's head
+        heads = session.scalars(select(AuditHead)).all()
+    assert [(head.entry_id, head.hash) for head in heads] == [(ended.id, ended.hash)]
+    assert heads[0].reason == f"instance {instance_id} ended"
 
     moves = trail(services, card="TC-000002", action="card state changed")
     assert [(e.detail["from"], e.detail["to"]) for e in moves] == [("requested", "unassigned"),
