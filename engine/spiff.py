@@ -223,3 +223,27 @@ def end_event_name(workflow: BpmnWorkflow) -> str | None:
         if isinstance(spec, EndEvent) and spec.bpmn_id:
             return spec.bpmn_name or spec.bpmn_id
     return None
+
+
+# What happened, never what might: predicted tasks (MAYBE, LIKELY, FUTURE) are left out. When an
+# element ran more than once (a loop), the pass that matters most to a reader wins.
+_STATE_WEIGHT = {TaskState.CANCELLED: 0, TaskState.COMPLETED: 1, TaskState.WAITING: 2, TaskState.READY: 2,
+                 TaskState.STARTED: 2, TaskState.ERROR: 3}
+
+
+def task_states(workflow: BpmnWorkflow) -> dict[str, str]:
+    """bpmn id -> state name (COMPLETED, READY, WAITING, STARTED, ERROR or CANCELLED) of every BPMN
+    element the workflow reached, in the order they were first reached.
+
+    A cancelled task counts only if it had been reached (its parent had completed): cancelling a
+    workflow also cancels the branches it only predicted.
+    """
+    reached = [task for task in workflow.get_tasks() if task.task_spec.bpmn_id and task.state in _STATE_WEIGHT
+               and (task.state != TaskState.CANCELLED
+                    or (task.parent is not None and task.parent.state == TaskState.COMPLETED))]
+    states: dict[str, int] = {}
+    for task in sorted(reached, key=lambda task: task.last_state_change):
+        bpmn_id = task.task_spec.bpmn_id
+        if bpmn_id not in states or _STATE_WEIGHT[task.state] >= _STATE_WEIGHT[states[bpmn_id]]:
+            states[bpmn_id] = task.state
+    return {bpmn_id: TaskState.get_name(state) for bpmn_id, state in states.items()}
