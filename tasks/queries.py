@@ -172,3 +172,76 @@ def list_cards(session: Session, state: str | None = None) -> list[Card]:
     if state:
         query = query.where(Card.state == state)
     return list(session.scalars(query))
+
+
+def orders_page(session: Session, status: str | None = None, operator: str | None = None,
+                before_id: int | None = None, after_id: int | None = None, limit: int = 50) -> list[Order]:
+    """Up to ``limit`` orders (of ``status``, started by ``operator``), by id: a keyset page.
+
+    Newest first below ``before_id`` (or from the newest); with ``after_id`` the oldest first
+    above it, which is the page "newer" than the one starting at ``after_id``. Never an offset,
+    so any page costs the same.
+    """
+    query = select(Order)
+    if status:
+        query = query.where(Order.status == status)
+    if operator:
+        query = query.where(Order.created_by == operator)
+    if after_id is not None:
+        return list(session.scalars(query.where(Order.id > after_id).order_by(Order.id).limit(limit)))
+    if before_id is not None:
+        query = query.where(Order.id < before_id)
+    return list(session.scalars(query.order_by(Order.id.desc()).limit(limit)))
+
+
+def card_counts(session: Session, order_ids: list[int]) -> dict[int, dict[str, int]]:
+    """For each of ``order_ids``: how many of its cards are pending, produced, failed, and in all."""
+    counts = {order_id: {"pending": 0, "produced": 0, "failed": 0, "total": 0} for order_id in order_ids}
+    if not order_ids:
+        return counts
+    rows = session.execute(select(OrderCard.order_id, OrderCard.status, func.count())
+                           .where(OrderCard.order_id.in_(order_ids))
+                           .group_by(OrderCard.order_id, OrderCard.status))
+    for order_id, status, number in rows:
+        counts[order_id][status] = counts[order_id].get(status, 0) + number
+        counts[order_id]["total"] += number
+    return counts
+
+
+@dataclass
+class CardAttempts:
+    """A card of an order, where its production stands, and every attempt at producing it."""
+
+    number: str
+    state: str
+    status: str
+    misprint_reason: str | None
+    attempts: list[ProductionAttempt]
+
+
+def order_card_attempts(session: Session, order_id: int, after_number: str | None = None,
+                        limit: int = 100) -> list[CardAttempts]:
+    """Up to ``limit`` cards of the order by number (after ``after_number``), each with its
+    attempts, first attempt first."""
+    query = (select(OrderCard, Card).join(Card, Card.id == OrderCard.card_id)
+             .where(OrderCard.order_id == order_id))
+    if after_number is not None:
+        query = query.where(Card.number > after_number)
+    rows = session.execute(query.order_by(Card.number).limit(limit)).all()
+    attempts: dict[int, list[ProductionAttempt]] = {card.id: [] for _, card in rows}
+    if attempts:
+        for attempt in session.scalars(select(ProductionAttempt)
+                                       .where(ProductionAttempt.order_id == order_id,
+                                              ProductionAttempt.card_id.in_(list(attempts)))
+                                       .order_by(ProductionAttempt.card_id, ProductionAttempt.attempt)):
+            attempts[attempt.card_id].append(attempt)
+    return [CardAttempts(card.number, card.state, item.status, item.misprint_reason, attempts[card.id])
+            for item, card in rows]
+
+
+def orders_of_instances(session: Session, instance_ids: list[str]) -> dict[str, int]:
+    """Process instance id -> the id of the order it works on, for those of ``instance_ids`` that have one."""
+    if not instance_ids:
+        return {}
+    rows = session.execute(select(Order.instance_id, Order.id).where(Order.instance_id.in_(instance_ids)))
+    return dict(rows.all())
