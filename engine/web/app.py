@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from engine.bootstrap import Services, build_services, published_widgets, resume_pending
 from engine.config import Settings
-from engine.web import admin, auth, batch_orders, bpmn_assets, cards
+from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards
 from engine.web.context import SERVICES_KEY, WIDGETS_KEY
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions[WIDGETS_KEY] = published_widgets()
     csrf.init_app(app)
     auth.login_manager.init_app(app)
-    for blueprint in (auth.bp, batch_orders.bp, cards.bp, admin.bp, bpmn_assets.bp):
+    for blueprint in (auth.bp, batch_orders.bp, cards.bp, admin.bp, audit.bp, bpmn_assets.bp):
         app.register_blueprint(blueprint)
     _register_error_pages(app)
     app.after_request(_security_headers)

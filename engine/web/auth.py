@@ -27,7 +27,7 @@ login_manager.login_message = "Please log in to see this page."
 # A session cookie copied to another browser (other address or agent) is dropped, not trusted.
 login_manager.session_protection = "strong"
 
-HOME_BY_ROLE = {"operator": "batch_orders.index", "admin": "admin.index", "auditor": "cards.lookup"}
+HOME_BY_ROLE = {"operator": "batch_orders.index", "admin": "admin.index", "auditor": "audit.trail"}
 FAILED = "Unknown user name or wrong password."
 LOCKED = ("This account is locked after too many failed logins, until {until:%Y-%m-%d %H:%M:%S} UTC. "
           "Try again then, or ask an admin to unlock it.")

@@ -11,6 +11,7 @@ from tests.web.console_steps import issue
 def test_login_sends_each_role_to_its_start_page(login):
     assert login("op", "operator").get("/").headers["Location"] == "/batch-orders"
     assert login("adm", "admin").get("/").headers["Location"] == "/admin/"
+    assert login("aud", "auditor").get("/").headers["Location"] == "/audit/"
 
 
 def test_wrong_password_and_unknown_user_get_the_same_answer(app, make_user):

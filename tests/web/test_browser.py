@@ -65,6 +65,8 @@ def test_operator_issues_two_cards_in_the_browser(live_url, chromium, make_user,
     page.get_by_label("User name").fill("aud")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    expect(heading).to_have_text("Audit trail")
+    page.get_by_role("link", name="CARDS").click()
     for number in ("TC-000010", "TC-000011"):
         page.get_by_label("Card number").fill(number)
         page.get_by_role("button", name="Show history").click()

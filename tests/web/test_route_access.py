@@ -21,6 +21,7 @@ ANYONE = frozenset(ROLES)
 LOGGED_IN = frozenset({OPERATOR, ADMIN, AUDITOR})
 OPERATORS = frozenset({OPERATOR})
 ADMINS = frozenset({ADMIN})
+AUDITORS = frozenset({AUDITOR})
 
 # endpoint -> method -> the roles that may call it. Add a row with every new route.
 ACCESS: dict[str, dict[str, frozenset[str]]] = {
@@ -59,11 +60,16 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
     "admin.user_password": {"POST": ADMINS},
     "admin.user_role": {"POST": ADMINS},
     "admin.user_unlock": {"POST": ADMINS},
+    "audit.trail": {"GET": AUDITORS},
+    "audit.export_csv": {"GET": AUDITORS},
+    "audit.export_json": {"GET": AUDITORS},
+    "audit.orders": {"GET": AUDITORS},
+    "audit.order": {"GET": AUDITORS},
 }
 # Values for the URL's variables: real where a page needs one, else names of nothing.
 SAMPLES = {"instance_id": "no-such-order", "task_id": "no-such-task", "number": "TC-000001",
            "name": "no-such-name", "process_id": "TempCardsBoProcIssueMultiple", "kind": "process",
-           "version": "1", "filename": "console.css"}
+           "version": "1", "filename": "console.css", "order_id": "1"}
 # Logging out ends the client's login, so it goes last.
 LAST = "auth.logout"
 
