@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from engine.db import unit_of_work
 from engine.instance_path import instance_path
-from engine.store import AuditEvent, Definition, OptionVersion
+from engine.store import AuditEvent, AuditHead, Definition, OptionVersion
 from tasks.store import Order, ProductionAttempt
 from tests.web.conftest import PASSWORD
 from tests.web.console_steps import title
@@ -82,6 +82,22 @@ def test_an_auditor_starts_on_the_trail(login, reviewing):
     assert title(page) == "Audit trail" and ">AUDIT</a>" in page and "BATCH ORDERS" not in page
     last = newest_ids(auditor.services, limit=1)[0]
     assert f"The trail holds {last} entries" in page and "No head has been signed yet." in page
+
+
+def test_the_trail_names_the_last_signed_head(login, services):
+    add_entries(services, 5, datetime(2022, 3, 1, tzinfo=UTC))
+    with unit_of_work(services.sessions) as session:
+        head = session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
+        session.add(AuditHead(entry_id=head.id - 2, hash="ab" * 32, reason="instance 42 ended",
+                              signed_at=datetime(2022, 3, 1, 0, 3, tzinfo=UTC), key_id="cd" * 32,
+                              signature="c2ln"))
+    page = login("aud", "auditor").get(TRAIL).text
+    assert (f"Last signed head: entry {head.id - 2} on 2022-03-01 00:03:00 UTC (instance 42 ended)"
+            in " ".join(page.split()))
+    assert f'<code title="{"ab" * 32}">abababababab</code>' in page
+    # Ids run 1, 2, ... without gaps, so the numbers are counts.
+    last = newest_ids(services, limit=1)[0]
+    assert f"The trail holds {last} entries" in page and f"{last - head.id + 2} entries since." in page
 
 
 def test_the_trail_lists_entries_newest_first_with_their_links(login, services, reviewing):
