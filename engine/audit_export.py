@@ -14,10 +14,10 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, func, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store import AuditEvent
@@ -106,13 +106,48 @@ def audit_query(filters: AuditFilters) -> Select:
     return query
 
 
+def _utc(moment: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives it back without its zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _past(filters: AuditFilters, at: datetime, entry_id: int, older: bool) -> Select:
+    """The matching entries older (or newer) than the entry at position (``at``, ``entry_id``).
+
+    The position's time bound takes the place of a looser ``until`` (or ``since``): SQLite reads
+    an index range up to only one bound on each side of a column, and may pick the looser one.
+    """
+    position = tuple_(AuditEvent.at, AuditEvent.id)
+    if older:
+        looser = filters.until is None or at < filters.until
+        query = audit_query(replace(filters, until=None) if looser else filters)
+        return query.where(AuditEvent.at <= at, position < (at, entry_id))
+    looser = filters.since is None or at >= filters.since
+    query = audit_query(replace(filters, since=None) if looser else filters)
+    return query.where(AuditEvent.at >= at, position > (at, entry_id))
+
+
 def filtered_entries(session: Session, filters: AuditFilters, before_id: int | None = None,
-                     limit: int = 50) -> list[AuditEvent]:
-    """One page of matching entries, newest first; the next page is ``before_id=page[-1].id``."""
-    query = audit_query(filters)
+                     limit: int = 50, after_id: int | None = None) -> list[AuditEvent]:
+    """One page of matching entries, newest first (by time, then id): the newest ones, those just
+    older than entry ``before_id`` (the next page: ``before_id=page[-1].id``), or those just newer
+    than entry ``after_id`` (the page before: ``after_id=page[0].id``). An unknown id: no entries.
+
+    Every filter's index runs (filter, at, id), so each page, a time range's included, is one
+    index range read from one end, however many entries match.
+    """
+    newest_first = (AuditEvent.at.desc(), AuditEvent.id.desc())
+    if before_id is None and after_id is None:
+        return list(session.scalars(audit_query(filters).order_by(*newest_first).limit(limit)))
+    entry_id = before_id if before_id is not None else after_id
+    at = session.scalar(select(AuditEvent.at).where(AuditEvent.id == entry_id))
+    if at is None:
+        return []
     if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
-    return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))
+        query = _past(filters, _utc(at), entry_id, older=True).order_by(*newest_first)
+        return list(session.scalars(query.limit(limit)))
+    query = _past(filters, _utc(at), entry_id, older=False).order_by(AuditEvent.at, AuditEvent.id)
+    return list(reversed(session.scalars(query.limit(limit)).all()))
 
 
 def iter_entries(sessions: sessionmaker[Session], filters: AuditFilters,
@@ -139,9 +174,7 @@ def iter_entries(sessions: sessionmaker[Session], filters: AuditFilters,
 def _record(row: Row) -> dict:
     """An entry as plain JSON values: the time in ISO 8601 UTC, the detail as stored."""
     record = row._asdict()
-    at = record["at"]
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    record["at"] = at.isoformat(timespec="microseconds")
+    record["at"] = _utc(record["at"]).isoformat(timespec="microseconds")
     record["detail"] = record["detail"] or {}
     return record
 

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
+from engine.audit_export import AuditFilters, filtered_entries
 from engine.audit_signing import HeadSigner, load_or_create_key
 from engine.cli import main
 from engine.config import PROJECT_ROOT, Settings
@@ -156,3 +157,24 @@ def test_runtime_can_hold_a_signer_built_from_settings(instance, cli, sessions):
     with unit_of_work(sessions) as session:
         head = signer.sign(session, "order 3 ended")
     assert head.entry_id == _entries(sessions) and (instance / "audit_signing_key").exists()
+
+
+def test_pages_go_newest_first_by_time_both_ways(cli, sessions):
+    """The auditor console's keyset pages: newest first, older with before_id, newer with after_id,
+    within a time range too; an entry written with an earlier time sits where its time puts it."""
+    with unit_of_work(sessions) as session:
+        session.add(AuditEvent(actor="alice", action="card state changed", card="TC-000001",
+                               at=datetime(2026, 11, 4, 13, tzinfo=UTC), detail={"n": "late"}))
+    alice = AuditFilters(actor="alice")
+    with unit_of_work(sessions) as session:
+        first = filtered_entries(session, alice, limit=3)
+        older = filtered_entries(session, alice, before_id=first[-1].id, limit=3)
+        back = filtered_entries(session, alice, after_id=older[0].id, limit=3)
+        november = AuditFilters(since=datetime(2026, 11, 3, tzinfo=UTC),
+                                until=datetime(2026, 11, 6, tzinfo=UTC))
+        ranged = filtered_entries(session, november, limit=2)
+        ranged_older = filtered_entries(session, november, before_id=ranged[-1].id)
+        assert filtered_entries(session, alice, before_id=10**6) == []
+    assert [e.detail["n"] for e in first + older] == [10, 8, 6, 4, "late", 2]
+    assert [e.id for e in back] == [e.id for e in first]
+    assert [e.detail["n"] for e in ranged + ranged_older] == [4, "late", 3, 2]

@@ -23,11 +23,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=False, server_default=""))
         batch_op.add_column(sa.Column("hash", sa.String(length=64), nullable=False, server_default=""))
         batch_op.drop_index("ix_audit_events_instance_id")
+        batch_op.drop_index("ix_audit_events_at")
         batch_op.create_index("ix_audit_events_instance_id", ["instance_id", "id"], unique=False)
-        batch_op.create_index("ix_audit_events_card_id", ["card", "id"], unique=False)
-        batch_op.create_index("ix_audit_events_order_id", ["order_id", "id"], unique=False)
-        batch_op.create_index("ix_audit_events_actor_id", ["actor", "id"], unique=False)
-        batch_op.create_index("ix_audit_events_action_id", ["action", "id"], unique=False)
+        # The auditor's pages go newest first by (at, id), filtered or not: see engine/store.py.
+        for name, column in (("card_at", "card"), ("order_at", "order_id"), ("actor_at", "actor"),
+                             ("action_at", "action")):
+            batch_op.create_index(f"ix_audit_events_{name}", [column, "at", "id"], unique=False)
+        batch_op.create_index("ix_audit_events_at_id", ["at", "id"], unique=False)
     _chain_existing_entries(op.get_bind())
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         # Every row now has its hashes: a row inserted without them is refused, not left blank.
@@ -102,8 +104,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_heads_entry_id"))
     op.drop_table("audit_heads")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        for name in ("action_id", "actor_id", "order_id", "card_id", "instance_id"):
+        for name in ("at_id", "action_at", "actor_at", "order_at", "card_at", "instance_id"):
             batch_op.drop_index(f"ix_audit_events_{name}")
         batch_op.create_index("ix_audit_events_instance_id", ["instance_id"], unique=False)
+        batch_op.create_index("ix_audit_events_at", ["at"], unique=False)
         for column in ("hash", "prev_hash", "card", "order_id"):
             batch_op.drop_column(column)
