@@ -108,14 +108,16 @@ def _next_version(session: Session, kind: str, name: str, content_hash: str):
     return None, (newest or 0) + 1
 
 
-def _record(session: Session, kind: str, name: str, row: VersionRow, actor: str) -> None:
-    """Store a new version, make it current, and record who deployed it."""
+def _record(session: Session, kind: str, name: str, row: VersionRow, actor: str, **extra: object) -> None:
+    """Store a new version, make it current, and record who deployed it (and ``extra``)."""
+    previous = get_version(session, kind, name)
     session.add(row)
     session.flush()
     point_at(session, kind, name, row.version, actor)
     session.add(AuditEvent(actor=actor, action="deploy",
                            detail={"kind": kind, "name": name, "version": row.version,
-                                   "content_hash": row.content_hash}))
+                                   "content_hash": row.content_hash,
+                                   "previous_version": previous.version if previous else None, **extra}))
 
 
 def deploy_process(session: Session, validated: ValidatedProcess, actor: str) -> tuple[Definition, bool]:
@@ -150,7 +152,8 @@ def store_options(session: Session, validated: ValidatedOptions, actor: str) -> 
         values=validated.values,
         deployed_by=actor,
     )
-    _record(session, "option", options.name, options, actor)
+    # Option values are settings, never secrets: the trail shows what changed.
+    _record(session, "option", options.name, options, actor, values=options.values)
     return options, True
 
 

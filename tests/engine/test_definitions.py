@@ -84,6 +84,7 @@ def test_first_deploy_is_v1_and_is_audited(session, real_bpmn, forms_dir, operat
     [event] = session.scalars(select(AuditEvent)).all()
     assert event.action == "deploy" and event.actor == "alice"
     assert event.detail == {"kind": "process", "name": "TempCardsBoProcIssueMultiple", "version": 1,
+                            "previous_version": None,
                             "content_hash": definition.content_hash}
 
 

@@ -29,6 +29,10 @@ def test_rollback_makes_an_older_version_current_and_is_audited(session, project
     deploy_all(session, project, operators, VALIDATORS, "alice")
     assert current_options(session, TEMP_CARDS_OPTIONS).values["pin_length"] == 8
 
+    change = session.scalars(select(AuditEvent).where(AuditEvent.action == "deploy")
+                             .order_by(AuditEvent.id.desc())).first()
+    assert change.detail["previous_version"] == 1 and change.detail["values"]["pin_length"] == 8
+
     rollback(session, "option", TEMP_CARDS_OPTIONS, 1, "bob")
     assert current_options(session, TEMP_CARDS_OPTIONS).version == 1
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "rollback")).one()
