@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import count
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store import AuditEvent
@@ -64,6 +64,26 @@ def _remember_order(target: AuditEvent, _args, _kwargs) -> None:
     target._created = next(_created)  # noqa: SLF001 - a private, unmapped attribute
 
 
+def _chain_end(session: Session) -> tuple[int, str]:
+    """The last entry's id and hash, read under the chain's lock (held until the commit)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # Lock and read in one round trip: a card's state change pays for each one.
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK}); "
+                           f"SELECT id, hash FROM {AuditEvent.__tablename__} ORDER BY id DESC LIMIT 1")
+            cursor.nextset()
+            last = cursor.fetchone()
+        finally:
+            cursor.close()
+    else:
+        with session.no_autoflush:
+            last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc())
+                                   .limit(1)).first()
+    return (last[0], last[1]) if last else (0, GENESIS)
+
+
 @event.listens_for(Session, "before_flush")
 def _link_new_entries(session: Session, _context, _instances) -> None:
     """Derive entries for the session's domain rows, then number the session's new entries after
@@ -74,13 +94,7 @@ def _link_new_entries(session: Session, _context, _instances) -> None:
                  key=lambda obj: getattr(obj, "_created", 0))
     if not new:
         return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
-    with session.no_autoflush:
-        last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc())
-                               .limit(1)).first()
-    last_id, prev = (last.id, last.hash) if last else (0, GENESIS)
+    last_id, prev = _chain_end(session)
     for offset, entry in enumerate(new, start=1):
         entry.id = last_id + offset
         entry.at = entry.at or datetime.now(UTC)
