@@ -178,8 +178,8 @@ def orders_page(session: Session, status: str | None = None, operator: str | Non
                 before_id: int | None = None, after_id: int | None = None, limit: int = 50) -> list[Order]:
     """Up to ``limit`` orders (of ``status``, started by ``operator``), by id: a keyset page.
 
-    Newest first below ``before_id`` (or from the newest); with ``after_id`` the oldest first
-    above it, which is the page "newer" than the one starting at ``after_id``. Never an offset,
+    Newest first: the newest, those just below ``before_id``, or those just above ``after_id``
+    (the page "newer" than the one starting at ``after_id``). Never an offset,
     so any page costs the same.
     """
     query = select(Order)
@@ -188,7 +188,8 @@ def orders_page(session: Session, status: str | None = None, operator: str | Non
     if operator:
         query = query.where(Order.created_by == operator)
     if after_id is not None:
-        return list(session.scalars(query.where(Order.id > after_id).order_by(Order.id).limit(limit)))
+        rows = session.scalars(query.where(Order.id > after_id).order_by(Order.id).limit(limit)).all()
+        return list(reversed(rows))
     if before_id is not None:
         query = query.where(Order.id < before_id)
     return list(session.scalars(query.order_by(Order.id.desc()).limit(limit)))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright import sync_api
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.db import unit_of_work
 from engine.instance_path import instance_path
@@ -51,7 +51,13 @@ def newest_ids(services, *conditions, limit: int = 50) -> list[int]:
     """The ids of the newest entries matching ``conditions``, as the trail should list them."""
     with unit_of_work(services.sessions) as session:
         return list(session.scalars(select(AuditEvent.id).where(*conditions)
-                                    .order_by(AuditEvent.id.desc()).limit(limit)))
+                                    .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)))
+
+
+def last_id(services) -> int:
+    """The id of the trail's last entry (ids run 1, 2, ... without gaps: also their number)."""
+    with unit_of_work(services.sessions) as session:
+        return session.scalar(select(func.max(AuditEvent.id)))
 
 
 def add_entries(services, count: int, start: datetime, action: str = "test event") -> list[int]:
@@ -80,7 +86,7 @@ def test_an_auditor_starts_on_the_trail(login, reviewing):
     assert auditor.get("/").headers["Location"] == TRAIL
     page = auditor.get(TRAIL).text
     assert title(page) == "Audit trail" and ">AUDIT</a>" in page and "BATCH ORDERS" not in page
-    last = newest_ids(auditor.services, limit=1)[0]
+    last = last_id(auditor.services)
     assert f"The trail holds {last} entries" in page and "No head has been signed yet." in page
 
 
@@ -96,7 +102,7 @@ def test_the_trail_names_the_last_signed_head(login, services):
             in " ".join(page.split()))
     assert f'<code title="{"ab" * 32}">abababababab</code>' in page
     # Ids run 1, 2, ... without gaps, so the numbers are counts.
-    last = newest_ids(services, limit=1)[0]
+    last = last_id(services)
     assert f"The trail holds {last} entries" in page and f"{last - head.id + 2} entries since." in page
 
 
@@ -156,6 +162,13 @@ def test_the_trail_pages_by_keyset_older_and_newer(login, services):
     assert "page=" not in first + second + third
 
 
+def test_the_trail_is_newest_first_by_time_then_id(login, services):
+    later = add_entries(services, 3, datetime(2021, 6, 1, tzinfo=UTC))
+    earlier = add_entries(services, 2, datetime(2020, 6, 1, tzinfo=UTC))  # written after, dated before
+    page = login("aud", "auditor").get(TRAIL, query_string={"action": "test event"}).text
+    assert shown_ids(page) == later[::-1] + earlier[::-1]
+
+
 @pytest.mark.parametrize(("args", "field", "message"), [
     ({"order": "abc"}, "order", "An order number is digits only"),
     ({"order": "\u00b2"}, "order", "An order number is digits only"),
@@ -182,7 +195,7 @@ def test_a_bad_filter_is_refused_next_to_its_field(login, services, args, field,
 
 def test_exports_stream_the_filtered_trail_as_csv_and_json(login, services, reviewing):
     auditor = login("aud", "auditor")
-    expected = newest_ids(services, AuditEvent.card == "TC-000010")[::-1]
+    expected = sorted(newest_ids(services, AuditEvent.card == "TC-000010"))  # exports run by id
     with auditor.get("/audit/export.csv", query_string={"card": "TC-000010"}) as response:
         assert response.status_code == 200 and response.is_streamed
         assert response.mimetype == "text/csv"
@@ -197,8 +210,8 @@ def test_exports_stream_the_filtered_trail_as_csv_and_json(login, services, revi
         assert response.status_code == 200 and response.is_streamed
         assert response.headers["Content-Disposition"] == 'attachment; filename="audit-trail.json"'
         entries = json.loads(response.get_data(as_text=True))
-    assert [entry["id"] for entry in entries] == newest_ids(
-        services, AuditEvent.card == "TC-000010", AuditEvent.action == "attempt produced")[::-1]
+    assert [entry["id"] for entry in entries] == sorted(newest_ids(
+        services, AuditEvent.card == "TC-000010", AuditEvent.action == "attempt produced"))
     assert entries[0]["detail"]["outcome"] == "produced" and len(entries[0]["hash"]) == 64
     page = auditor.get(TRAIL, query_string={"card": "TC-000010"}).text
     for kind in ("csv", "json"):

@@ -1,8 +1,9 @@
 """Keyset pagination for lists that grow to millions of rows: "Older" and "Newer", never an offset.
 
-A page is asked for by the id it lies below (``before``, the Older link) or above (``after``, the
-Newer link). The caller fetches one row more than it shows, newest first below ``before`` and
-oldest first above ``after``; ``keyset_page`` turns that into the page and its two links.
+A page is asked for by the id of the row it lies below (``before``, the Older link) or above
+(``after``, the Newer link). The caller fetches one row more than it shows, newest first (below
+``before``: the extra row is the oldest; above ``after``: the newest); ``keyset_page`` turns that
+into the page and its two links.
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ def position(args: Mapping[str, str]) -> Position:
 
 
 def keyset_page(rows: Sequence[Any], where: Position, limit: int) -> KeysetPage:
-    """The page of ``rows`` (up to ``limit + 1`` fetched as the module says), by their ``id``."""
+    """The page of ``rows`` (up to ``limit + 1``, newest first, fetched as the module says)."""
     more = len(rows) > limit
     if where.after is not None:
-        items = list(reversed(rows[:limit]))
+        items = list(rows[len(rows) - limit:] if more else rows)
         return KeysetPage(items, newer=items[0].id if more and items else None,
                           older=items[-1].id if items else None)
     items = list(rows[:limit])

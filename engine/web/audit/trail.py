@@ -1,7 +1,7 @@
 """The audit trail page: every entry, newest first, filtered by card, order, user, event and time.
 
-Each filter is answered by an index of ``audit_events`` and pages go by id (keyset), so the page
-costs the same with a thousand entries or millions; nothing counts the matching rows.
+Each filter is answered by an index of ``audit_events`` and pages go by time and id (keyset), so
+a page costs the same with a thousand entries or millions; nothing counts the matching rows.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from flask import render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.audit_export import AuditFilters, audit_query, filtered_entries
+from engine.audit_export import AuditFilters, filtered_entries
 from engine.db import unit_of_work
 from engine.store import AuditEvent, AuditHead
 from engine.web.audit import auditor_only, bp
@@ -26,11 +26,7 @@ PAGE_SIZE = 50
 def entries_page(session: Session, filters: AuditFilters, where: Position,
                  limit: int = PAGE_SIZE) -> KeysetPage:
     """The page of matching entries at ``where``, newest first, with its Newer and Older links."""
-    if where.after is not None:
-        rows = list(session.scalars(audit_query(filters).where(AuditEvent.id > where.after)
-                                    .order_by(AuditEvent.id).limit(limit + 1)))
-    else:
-        rows = filtered_entries(session, filters, before_id=where.before, limit=limit + 1)
+    rows = filtered_entries(session, filters, before_id=where.before, after_id=where.after, limit=limit + 1)
     return keyset_page(rows, where, limit)
 
 
