@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.audit_chain import register_deriver
@@ -98,8 +98,22 @@ def _from_change(session: Session, obj: object) -> AuditEvent | None:
     return None
 
 
+def _name_orders(session: Session) -> None:
+    """Give the engine's entries about an order's instance (a step completed, an error) the order's
+    number, so filtering the trail by order finds the order's steps too."""
+    orders: dict[str, int | None] = {}
+    for entry in [obj for obj in session.new if isinstance(obj, AuditEvent)]:
+        if entry.instance_id and entry.order_id is None:
+            if entry.instance_id not in orders:
+                with session.no_autoflush:
+                    orders[entry.instance_id] = session.scalar(
+                        select(Order.id).where(Order.instance_id == entry.instance_id))
+            entry.order_id = orders[entry.instance_id]
+
+
 def derive_domain_entries(session: Session) -> Iterator[AuditEvent]:
     """The entries for everything of the card domain this session is about to write."""
+    _name_orders(session)
     for obj in list(session.new):
         entry = _from_new(session, obj)
         if entry is not None:

@@ -69,6 +69,8 @@ def test_an_order_leaves_every_step_in_the_trail(services):
     moved = moves[0]
     assert (moved.detail["from"], moved.detail["to"], moved.order_id, moved.instance_id) == (
         "requested", "unassigned", oid, instance_id)
+    steps = trail(services, order_id=oid, action="task completed")
+    assert len(steps) == 4 and {step.instance_id for step in steps} == {instance_id}
     released = trail(services, action="custody released")[0]
     assert released.actor == "aud-test" and set(released.detail) == {"attempt", "released"}
 
