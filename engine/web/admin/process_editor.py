@@ -14,6 +14,7 @@ from engine.deployment import Source, process_check
 from engine.versions import current_definition, get_version
 from engine.web.admin import admin_only, bp
 from engine.web.admin.deploying import DeployResult, deploy_and_report
+from engine.web.admin.versions import version_arg
 from engine.web.context import services, widgets
 
 PROCESS_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
@@ -28,13 +29,6 @@ def _posted_source() -> Source:
     process_id = request.form.get("process_id", "")
     name = f"{process_id}.bpmn" if PROCESS_ID.fullmatch(process_id) else "editor.bpmn"
     return Source(name, text.encode("utf-8"), f"processes/{name}")
-
-
-def _version_arg() -> int | None:
-    raw = request.args.get("version", "")
-    if raw and not (raw.isascii() and raw.isdigit() and len(raw) < 7):
-        abort(404, "There is no such version.")
-    return int(raw) if raw else None
 
 
 def _check(source: Source) -> tuple[DeployResult, str | None, int | None]:
@@ -102,7 +96,7 @@ def process_xml(process_id: str):
         status = 200 if result.ok else 400
     else:
         with unit_of_work(services().sessions) as session:
-            row = get_version(session, "process", process_id, _version_arg())
+            row = get_version(session, "process", process_id, version_arg())
             if row is None:
                 abort(404, f"There is no process {process_id} in that version.")
             text = row.bpmn_xml

@@ -32,7 +32,7 @@ def _kind(kind: str) -> str:
     return kind
 
 
-def _version_arg(name: str) -> int | None:
+def version_arg(name: str = "version") -> int | None:
     """A version number from the query (ASCII digits only), None when absent; 404 when not a number."""
     raw = request.args.get(name, "")
     if not raw:
@@ -69,7 +69,7 @@ def _grouped(infos):
 @admin_only
 def source(kind: str, name: str):
     """One version's text (the current one unless ``?version=N``), with line numbers."""
-    kind, version = _kind(kind), _version_arg("version")
+    kind, version = _kind(kind), version_arg("version")
     with unit_of_work(services().sessions) as session:
         row = get_version(session, kind, name, version)
         if row is None:
@@ -89,8 +89,8 @@ def diff(kind: str, name: str):
         versions = [info.version for info in list_versions(session, kind, name)]
         if not versions:
             abort(404, f"There is no {kind} {name}.")
-        b = _version_arg("b") or versions[0]
-        a = _version_arg("a") or (versions[1] if len(versions) > 1 else versions[0])
+        b = version_arg("b") or versions[0]
+        a = version_arg("a") or (versions[1] if len(versions) > 1 else versions[0])
         left, right = get_version(session, kind, name, a), get_version(session, kind, name, b)
         if left is None or right is None:
             abort(404, "There is no such version.")
