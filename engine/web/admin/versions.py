@@ -49,12 +49,7 @@ def index():
     with unit_of_work(services().sessions) as session:
         groups = {kind: _grouped(list_versions(session, kind)) for kind in KIND_TITLES}
     return render_template("admin/versions.html", groups=groups, titles=KIND_TITLES,
-                           option_sets=sorted(services_option_sets()))
-
-
-def services_option_sets() -> list[str]:
-    """The option sets the product knows (each has a validator)."""
-    return list(OPTION_VALIDATORS)
+                           option_sets=sorted(OPTION_VALIDATORS))
 
 
 def _grouped(infos):
@@ -154,11 +149,11 @@ def _upload_name(client_name: str, mimetype: str, data: bytes) -> tuple[str, str
         if not FORM_NAME.fullmatch(base):
             return "", ("A form file is named <name>.schema.json or <name>.uischema.json (letters, digits, "
                         "_ and -); nothing was changed.")
-    elif base in services_option_sets():
+    elif base in OPTION_VALIDATORS:
         kind_ok, name = mimetype in ("text/plain", "application/octet-stream", ""), base
     else:
         return "", ("Upload a process (.bpmn), a form (.schema.json, .uischema.json) or an option script "
-                    f"named {', '.join(services_option_sets())}; nothing was changed.")
+                    f"named {', '.join(OPTION_VALIDATORS)}; nothing was changed.")
     if not kind_ok:
         return "", f"The file's content type {mimetype!r} does not match its name; nothing was changed."
     return name, None
