@@ -7,6 +7,8 @@ The web app factory, the CLI and the tests all build the product through ``build
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +24,22 @@ from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deployment import deploy_all, deploy_files
 from engine.domain_audit import wire_domain_audit
 from engine.forms.widgets import WidgetRegistry
+from engine.jobs import InProcessJobs, JobDeferred
 from engine.leases import InstanceBusy
 from engine.runner import Runner
-from engine.runtime import Runtime
+from engine.runtime import Runtime, post_message
 from engine.services import ServiceRegistry
-from engine.store import AuditEvent
+from engine.store import AuditEvent, Instance
 from engine.store import Base as EngineBase
+from engine.sweeper import Sweeper
 from engine.web.widgets_cards import register_card_widgets
+from tasks import production as card_production
 from tasks.cardsdk.station import Station
 from tasks.cardsdk.stations import build_station
 from tasks.handlers import build_handlers
 from tasks.options import TEMP_CARDS_OPTION_FIELDS, TEMP_CARDS_OPTIONS, validate_temp_card_options
 from tasks.orders import abandon as abandon_order
-from tasks.production import ProductionContext
+from tasks.production import PRODUCE_CARD, ProductionContext, StationPaused
 from tasks.store import Base as TasksBase
 
 log = logging.getLogger(__name__)
@@ -48,27 +53,39 @@ OPTION_FIELDS = {TEMP_CARDS_OPTIONS: TEMP_CARDS_OPTION_FIELDS}
 
 @dataclass
 class Services:
-    """Everything a running cardflow has; ``close`` stops the runner and the connections."""
+    """Everything a running cardflow has; ``close`` stops the job host and the connections."""
 
     settings: Settings
     db: Engine
     sessions: sessionmaker[Session]
     registry: ServiceRegistry
     runtime: Runtime
-    runner: Runner
+    # The job host: InProcessJobs (the embedded default) or CeleryJobs (a broker is configured).
+    runner: object
     station: Station
+    production: ProductionContext
+    sweeper: Sweeper
 
     def close(self) -> None:
-        """Let running jobs finish, then close the database connections."""
-        self.runner.shutdown()
+        """Stop sweeping, let running jobs finish, then close the database connections."""
+        self.sweeper.stop()
+        self.runner.close()
         self.db.dispose()
 
 
+def worker_id(station: str) -> str:
+    """Who holds a claim: the station and the process, as an operator would look them up."""
+    return f"{station}@{socket.gethostname()}:{os.getpid()}"
+
+
 def build_services(settings: Settings,
-                   station_factory: Callable[[sessionmaker[Session]], Station] | None = None) -> Services:
+                   station_factory: Callable[[sessionmaker[Session]], Station] | None = None,
+                   in_process: bool | None = None, sweep: bool = True) -> Services:
     """Wire the product together for ``settings`` (the database must already be initialised).
 
-    ``station_factory`` replaces the configured station (a test's card stock, say).
+    ``station_factory`` replaces the configured station (a test's card stock, say). Work runs in
+    this process unless a broker is configured (``in_process`` overrides); ``sweep`` starts the
+    sweeper that takes over what dead hosts left (a station worker starts its own).
     """
     settings.ensure_instance()
     db = make_engine(settings.database_url)
@@ -79,15 +96,74 @@ def build_services(settings: Settings,
     else:
         station = build_station(settings.station, settings.instance_path, settings.ca_passphrase,
                                 settings.custody_key, sessions)
-    production = ProductionContext(sessions, station, settings.spool_path, settings.organisation, user="")
+    jobs_box: list = []
+    production = ProductionContext(
+        sessions, station, settings.spool_path, settings.organisation, user="",
+        enqueue=lambda queue, kind, args: jobs_box[0].external(queue, kind, args),
+        post_message=post_message, advance=lambda instance_id: jobs_box[0].advance(instance_id),
+        worker=worker_id(station.name), pool=settings.station.pool, claim_seconds=settings.claim_seconds)
     registry = ServiceRegistry(build_handlers(sessions, production))
     runtime_box: list[Runtime] = []
-    runner = Runner(lambda instance_id: runtime_box[0].advance(instance_id),
-                    threads=settings.runner_threads, retry_on=(InstanceBusy,))
-    runtime = Runtime(sessions, registry, runner.submit, on_cancel=abandon_order,
+    if in_process if in_process is not None else not settings.broker_url:
+        runner = Runner(lambda instance_id: runtime_box[0].advance(instance_id),
+                        threads=settings.runner_threads, retry_on=(InstanceBusy,))
+        jobs = InProcessJobs(runner, external_jobs(production), idle=lambda iid: instance_idle(sessions, iid))
+    else:
+        from engine.celery_jobs import CeleryJobs
+
+        jobs = CeleryJobs(settings.broker_url, idle=lambda iid: instance_idle(sessions, iid))
+    jobs_box.append(jobs)
+    runtime = Runtime(sessions, registry, jobs.advance, on_cancel=abandon_order,
                       sign_head=HeadSigner.from_settings(settings).sign)
     runtime_box.append(runtime)
-    return Services(settings, db, sessions, registry, runtime, runner, station)
+    sweeper = Sweeper(sweeps(runtime, production, jobs, station_host=isinstance(jobs, InProcessJobs)),
+                      settings.sweep_seconds)
+    services = Services(settings, db, sessions, registry, runtime, jobs, station, production, sweeper)
+    if sweep:
+        sweeper.start()
+    return services
+
+
+def external_jobs(production: ProductionContext) -> dict[str, Callable[[dict], None]]:
+    """The external jobs a station host runs, by kind."""
+
+    def produce_card(args: dict) -> None:
+        try:
+            card_production.produce_card(production, int(args["order_id"]), int(args["card_id"]))
+        except StationPaused:
+            raise JobDeferred(5.0) from None
+
+    return {PRODUCE_CARD: produce_card}
+
+
+def instance_idle(sessions: sessionmaker[Session], instance_id: str) -> bool:
+    """Whether the instance waits for a person or has ended (nothing for a job host to do)."""
+    with unit_of_work(sessions) as session:
+        row = session.get(Instance, instance_id)
+        return row is None or row.status != "running" or row.waiting_for == "user"
+
+
+def sweeps(runtime: Runtime, production: ProductionContext, jobs, station_host: bool) -> dict:
+    """What every host does every few seconds, so any survivor takes over a dead host's work."""
+
+    def resume_stalled() -> None:
+        for instance_id in runtime.stalled():
+            jobs.advance(instance_id)
+
+    def deliver_messages() -> None:
+        for instance_id in runtime.with_messages():
+            jobs.advance(instance_id)
+
+    work = {
+        "stalled instances": resume_stalled,
+        "undelivered messages": deliver_messages,
+        "lapsed claims": lambda: card_production.reap_lapsed_claims(production),
+        "revocations": lambda: card_production.drain_revocations(production),
+        "lost jobs": lambda: card_production.redispatch_lost_jobs(production, jobs.depth),
+    }
+    if station_host:
+        work["station heartbeat"] = lambda: card_production.heartbeat(production)
+    return work
 
 
 def published_widgets() -> WidgetRegistry:
@@ -121,15 +197,16 @@ def deploy(services: Services, actor: str, check_only: bool = False,
 
 
 def resume_pending(services: Services) -> int:
-    """Hand every running instance to the runner again: orders interrupted by a stop resume.
+    """Hand the instances a stop or crash left mid-step to a host again (a web server's start).
 
-    Each resume is audited: it is how a crash or a stop in the middle of an order shows.
+    Instances that wait for a person or for their cards need nothing; the others are audited:
+    it is how a crash in the middle of an order shows.
     """
-    pending = services.runtime.pending_instances()
+    pending = services.runtime.stalled(older_than=0)
     with unit_of_work(services.sessions) as session:
         session.add_all(AuditEvent(actor="runner", action="instance resumed", instance_id=instance_id,
                                    detail={"after": "a stop or crash of the process that ran it"})
                         for instance_id in pending)
     for instance_id in pending:
-        services.runner.submit(instance_id)
+        services.runner.advance(instance_id)
     return len(pending)

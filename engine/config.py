@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,50 @@ class StationSettings:
     profile: str = "piv-3des-p256"
     # State file of a local `cardflow virtual-card` process that feeds blank cards (pcsc only).
     virtual_card_state: Path | None = None
+    # The pool whose queue the station consumes; an order's cards spread over its stations.
+    pool: str = "default"
+    printer: str = "spool"  # spool: PNG/PDF files in the instance's spool folder
+    # Simulated device time a card (benchmarks and tests; a real printer takes 15 to 24 s).
+    device_seconds: float = 0.0
+
+
+STATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+STATION_KEYS = {"name", "transport", "reader", "profile", "pool", "printer", "device_seconds",
+                "virtual_card_state"}
+
+
+def load_stations(path: Path) -> dict[str, StationSettings]:
+    """Stations from a TOML file of ``[[station]]`` tables; a bad entry is refused by name."""
+    try:
+        document = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"stations file {path.name}: {error}") from None
+    stations: dict[str, StationSettings] = {}
+    for number, entry in enumerate(document.get("station", []), start=1):
+        where = f"stations file {path.name}, station {number}"
+        if not isinstance(entry, dict) or set(entry) - STATION_KEYS:
+            unknown = sorted(set(entry) - STATION_KEYS) if isinstance(entry, dict) else []
+            raise ValueError(f"{where}: unknown keys {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(STATION_KEYS))}")
+        for key in ("name", "pool"):
+            if key in entry and not (isinstance(entry[key], str) and STATION_NAME.fullmatch(entry[key])):
+                raise ValueError(f"{where}: {key} must be 1-64 letters, digits, '.', '_' or '-'")
+        if "name" not in entry:
+            raise ValueError(f"{where}: a station needs a name")
+        if entry.get("transport", "inprocess") not in ("inprocess", "pcsc"):
+            raise ValueError(f"{where}: transport must be inprocess or pcsc")
+        seconds = entry.get("device_seconds", 0.0)
+        if not isinstance(seconds, int | float) or not 0 <= seconds <= 600:
+            raise ValueError(f"{where}: device_seconds must be a number from 0 to 600")
+        if entry["name"] in stations:
+            raise ValueError(f"{where}: station {entry['name']} is listed twice")
+        state = entry.get("virtual_card_state")
+        stations[entry["name"]] = StationSettings(
+            name=entry["name"], transport=entry.get("transport", "inprocess"), reader=entry.get("reader"),
+            profile=entry.get("profile", "piv-3des-p256"), pool=entry.get("pool", "default"),
+            printer=entry.get("printer", "spool"), device_seconds=float(seconds),
+            virtual_card_state=Path(state) if state else None)
+    return stations
 
 
 @dataclass
@@ -71,6 +117,15 @@ class Settings:
     # The Ed25519 key that signs audit chain heads; by default a 0600 file in the instance folder.
     # Kept out of the database: whoever can rewrite the database still cannot sign a head.
     audit_key_path: Path | None = None
+    # The Celery broker of the station workers (redis://... or amqp://...); None: the in-process
+    # runner and the configured station do all the work in this process (the embedded default).
+    broker_url: str | None = None
+    # Every station the installation has, by name (CARDFLOW_STATIONS_FILE); `station` is this host's.
+    stations: dict[str, StationSettings] = field(default_factory=dict)
+    # A card claim lapses this long after its worker last renewed it (killed, paused, cut off).
+    claim_seconds: float = 15.0
+    # How often every host sweeps: lapsed claims, stalled instances, revocations, lost jobs.
+    sweep_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -97,6 +152,10 @@ class Settings:
             login_lock_minutes=_count(env, "CARDFLOW_LOGIN_LOCK_MINUTES", cls.login_lock_minutes),
             session_idle_minutes=_count(env, "CARDFLOW_SESSION_IDLE_MINUTES", cls.session_idle_minutes),
             audit_key_path=_optional_path(env.get("CARDFLOW_AUDIT_KEY")),
+            broker_url=env.get("CARDFLOW_BROKER_URL") or None,
+            stations=load_stations(Path(env["CARDFLOW_STATIONS_FILE"])) if env.get("CARDFLOW_STATIONS_FILE")
+            else {},
+            claim_seconds=float(_count(env, "CARDFLOW_CLAIM_SECONDS", 15)),
         )
 
     def ensure_instance(self) -> None:

@@ -1,10 +1,15 @@
 """One lock per instance, kept in the database so it holds across threads and processes.
 
-A lease expires instead of locking forever when its holder dies; a live holder renews it.
+A lease expires instead of locking forever when its holder dies; a live holder renews it. Engine
+steps are short (production runs at the stations, not under the lease), so the lease is short
+too: a dead holder's instance is free again within seconds. The lease's owner id is its fencing
+token: the runtime saves an instance only where ``locked_by`` is still its owner, so a holder
+that was paused past its lease can no longer write after another took the instance over.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,11 +22,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.db import unit_of_work
 from engine.store import Instance, utcnow
 
-LEASE_SECONDS = 120
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 20
 
 
 class InstanceBusy(Exception):
     """Another runner or request is working on this instance right now."""
+
+
+class LeaseLost(Exception):
+    """This holder's lease lapsed and another took the instance: it must not write."""
 
 
 def _take(sessions: sessionmaker[Session], instance_id: str, owner: str, fresh: bool) -> bool:
@@ -55,8 +66,13 @@ def instance_lease(sessions: sessionmaker[Session], instance_id: str) -> Iterato
     stop = threading.Event()
 
     def renew() -> None:
-        while not stop.wait(LEASE_SECONDS / 3):
-            _take(sessions, instance_id, owner, fresh=False)
+        while not stop.wait(LEASE_SECONDS / 4):
+            try:
+                if not _take(sessions, instance_id, owner, fresh=False):
+                    log.warning("lease of instance %s lost; its writes will be refused", instance_id)
+                    return
+            except Exception:  # a database hiccup: try again at the next beat, never die silently
+                log.exception("renewing the lease of instance %s failed; retrying", instance_id)
 
     renewer = threading.Thread(target=renew, name=f"lease-{instance_id[:8]}", daemon=True)
     renewer.start()
@@ -65,4 +81,7 @@ def instance_lease(sessions: sessionmaker[Session], instance_id: str) -> Iterato
     finally:
         stop.set()
         renewer.join()
-        _release(sessions, instance_id, owner)
+        try:
+            _release(sessions, instance_id, owner)
+        except Exception:  # the lease then lapses by itself within LEASE_SECONDS
+            log.exception("releasing the lease of instance %s failed", instance_id)

@@ -19,10 +19,12 @@ class Runner:
     """Queue of instances to advance; an instance queued while it runs is advanced once more after."""
 
     def __init__(self, advance: Callable[[str], None], threads: int = 2,
-                 retry_on: tuple[type[Exception], ...] = (), retry_delay: float = 0.2):
+                 retry_on: tuple[type[Exception], ...] = (), retry_delay: float = 0.1,
+                 retries: int = 6):
         self._advance = advance
         self._retry_on = retry_on
         self._retry_delay = retry_delay
+        self._retries = retries
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cardflow-runner")
         self._lock = threading.Condition()
         self._active: set[str] = set()
@@ -38,13 +40,18 @@ class Runner:
         self._pool.submit(self._run, instance_id)
 
     def _run(self, instance_id: str) -> None:
+        busy_tries = 0
         while True:
             try:
                 self._advance(instance_id)
             except self._retry_on:
-                # Someone else holds the instance for a moment (a request completing a task).
-                time.sleep(self._retry_delay)
-                continue
+                # Someone else holds the instance: a request completing a task for a moment, or
+                # another process for longer. Back off, then leave it: the holder advances it,
+                # and the sweeper resumes it if the holder died (no thread spins on it forever).
+                busy_tries += 1
+                if busy_tries <= self._retries:
+                    time.sleep(self._retry_delay * 2 ** (busy_tries - 1))
+                    continue
             except Exception:  # the runtime records instance errors; this is the last line
                 log.exception("advancing instance %s failed", instance_id)
             with self._lock:

@@ -1,7 +1,9 @@
 """Running process instances: start, show the ready user task, complete it, advance the engine.
 
-Web requests only start instances and complete user tasks; the engine steps after them (service
-tasks such as production) run in the runner, under the instance's lease.
+Web requests only start instances and complete user tasks; the engine steps after them run on a
+job host (engine.jobs), under the instance's short lease. Long work (production) is external: a
+service task hands it out and the instance waits at a message catch event, holding nothing,
+until the work posts its message (``post_message``, in the work's own transaction).
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import spiff
 from engine.db import unit_of_work
-from engine.leases import instance_lease
+from engine.leases import LeaseLost, instance_lease
 from engine.services import ServiceContext, ServiceRegistry
-from engine.store import AuditEvent, Definition, Instance, utcnow
+from engine.store import AuditEvent, Definition, Instance, InstanceMessage, utcnow
 from engine.versions import current_definition, current_rows
 
 log = logging.getLogger(__name__)
@@ -109,20 +112,46 @@ class Runtime:
         return instance.id
 
     def advance(self, instance_id: str) -> None:
-        """Run every engine step that is ready, saving after each one (the runner calls this)."""
-        with instance_lease(self.sessions, instance_id):
+        """Run every engine step that is ready, saving after each one; deliver the messages the
+        instance waits for (a job host calls this)."""
+        with instance_lease(self.sessions, instance_id) as owner:
             with unit_of_work(self.sessions) as session:
                 instance, definition = self._load_rows(session, instance_id)
-                if instance.status in ("completed", "cancelled"):
+                if instance.status != "running":
                     return
             workflow = self._workflow(instance, definition)
+            delivered: list[int] = []
             try:
-                workflow.do_engine_steps(did_complete_task=lambda _task: self._save(instance_id, workflow))
+                while True:
+                    workflow.do_engine_steps(did_complete_task=lambda _task: self._save(
+                        instance_id, workflow, owner=owner, delivered=delivered))
+                    if not self._catch_messages(instance_id, workflow, delivered):
+                        break
+                self._save(instance_id, workflow, owner=owner, delivered=delivered)
+            except LeaseLost:
+                log.warning("instance %s: lease lost to another host; this host stopped", instance_id)
             except Exception as error:  # a handler or script failed: keep the last good state
                 log.exception("instance %s stopped on an error", instance_id)
-                self._mark_error(instance_id, _error_text(error))
-                return
-            self._save(instance_id, workflow, error=None)
+                self._mark_error(instance_id, _error_text(error), owner)
+
+    def _catch_messages(self, instance_id: str, workflow, delivered: list[int]) -> bool:
+        """Hand the instance the posted messages its catch events wait for; True if any."""
+        waiting = spiff.waiting_messages(workflow)
+        if not waiting:
+            return False
+        with unit_of_work(self.sessions) as session:
+            posted = session.execute(select(InstanceMessage.id, InstanceMessage.name, InstanceMessage.payload)
+                                     .where(InstanceMessage.instance_id == instance_id,
+                                            InstanceMessage.delivered_at.is_(None),
+                                            InstanceMessage.id.not_in(delivered or [0]))
+                                     .order_by(InstanceMessage.id)).all()
+        caught = False
+        for message_id, name, payload in posted:
+            if name in waiting and spiff.catch_message(workflow, name, payload or {}):
+                delivered.append(message_id)
+                waiting = spiff.waiting_messages(workflow)
+                caught = True
+        return caught
 
     def retry(self, instance_id: str, user: str) -> None:
         """Put an instance that stopped on an error back in the runner's queue."""
@@ -130,7 +159,7 @@ class Runtime:
             instance = session.get(Instance, instance_id)
             if instance is None or instance.status != "error":
                 raise RuntimeFailure("Only an instance that stopped on an error can be retried.")
-            instance.status, instance.error = "running", None
+            instance.status, instance.error, instance.waiting_for = "running", None, None
             session.add(AuditEvent(actor=user, action="instance retried", instance_id=instance_id, detail={}))
         self._submit(instance_id)
 
@@ -177,7 +206,7 @@ class Runtime:
 
     def complete_task(self, instance_id: str, task_id: str, data: dict[str, Any], user: str) -> None:
         """Complete the ready user task ``task_id`` with validated form ``data``; queue the rest."""
-        with instance_lease(self.sessions, instance_id):
+        with instance_lease(self.sessions, instance_id) as owner:
             with unit_of_work(self.sessions) as session:
                 instance, definition = self._load_rows(session, instance_id)
             workflow = self._workflow(instance, definition)
@@ -186,7 +215,7 @@ class Runtime:
                 raise RuntimeFailure("This step is no longer waiting for input; the page was out of date.")
             task.data.update(data)
             task.run()
-            self._save(instance_id, workflow, audit=AuditEvent(
+            self._save(instance_id, workflow, owner=owner, audit=AuditEvent(
                 actor=user, action="task completed", instance_id=instance_id,
                 detail={"task": task.task_spec.bpmn_id, "title": task.task_spec.bpmn_name, "data": data}))
         self._submit(instance_id)
@@ -240,14 +269,27 @@ class Runtime:
             lambda name, params: self.services.call(name, params, context)))
 
     def _save(self, instance_id: str, workflow, error: str | None = None,
-              audit: AuditEvent | None = None) -> None:
+              audit: AuditEvent | None = None, owner: str | None = None,
+              delivered: list[int] | None = None) -> None:
+        """Save the workflow's state; with ``owner``, only while that lease still holds (fencing)."""
         with unit_of_work(self.sessions) as session:
             instance = session.get(Instance, instance_id)
+            if owner is not None:
+                fence = session.execute(update(Instance).where(Instance.id == instance_id,
+                                                               Instance.locked_by == owner)
+                                        .values(updated_at=utcnow()))
+                if fence.rowcount != 1:
+                    raise LeaseLost(f"instance {instance_id}: the lease passed to another host")
             ended_now = workflow.is_completed() and instance.status != "completed"
             instance.state = spiff.state_to_json(workflow)
             instance.status = "completed" if workflow.is_completed() else "running"
+            instance.waiting_for = spiff.waits_for(workflow)
             instance.error = error
             instance.updated_at = utcnow()
+            if delivered:
+                session.execute(update(InstanceMessage).where(InstanceMessage.id.in_(delivered),
+                                                              InstanceMessage.delivered_at.is_(None))
+                                .values(delivered_at=utcnow()))
             if audit is not None:
                 session.add(audit)
             if ended_now:  # once, at the step that ended it; the end event says how it ended
@@ -256,12 +298,50 @@ class Runtime:
                                        detail={"end_event": spiff.end_event_name(workflow)}))
                 self._sign_head(session, f"instance {instance_id} ended")
 
-    def _mark_error(self, instance_id: str, message: str) -> None:
+    def _mark_error(self, instance_id: str, message: str, owner: str | None = None) -> None:
+        """Record the error. If even that cannot be saved (database locked, disk full), the
+        instance stays due for engine steps, so the sweeper tries it again: never silently
+        "running"."""
+        try:
+            with unit_of_work(self.sessions) as session:
+                instance = session.get(Instance, instance_id)
+                if owner is not None and instance.locked_by != owner:
+                    return  # another host took it over; its outcome counts
+                instance.status, instance.error, instance.updated_at = "error", message, utcnow()
+                instance.waiting_for = None
+                session.add(AuditEvent(actor="runner", action="instance error", instance_id=instance_id,
+                                       detail={"error": message}))
+        except Exception:
+            log.exception("instance %s: its error could not be saved; the sweeper retries it", instance_id)
+
+    def stalled(self, older_than: float = 3.0, limit: int = 100) -> list[str]:
+        """Running instances with engine steps due that no host holds: their host died between
+        steps, or their error could not be saved. The sweeper hands them to a host again."""
+        now = utcnow()
         with unit_of_work(self.sessions) as session:
-            instance = session.get(Instance, instance_id)
-            instance.status, instance.error, instance.updated_at = "error", message, utcnow()
-            session.add(AuditEvent(actor="runner", action="instance error", instance_id=instance_id,
-                                   detail={"error": message}))
+            return list(session.scalars(
+                select(Instance.id).where(
+                    Instance.status == "running", Instance.waiting_for.is_(None),
+                    or_(Instance.locked_by.is_(None), Instance.locked_until < now),
+                    Instance.updated_at < now - timedelta(seconds=older_than))
+                .order_by(Instance.updated_at).limit(limit)))
+
+    def with_messages(self, limit: int = 100) -> list[str]:
+        """Running instances with posted messages not delivered yet, that no host holds."""
+        now = utcnow()
+        with unit_of_work(self.sessions) as session:
+            return list(session.scalars(
+                select(Instance.id).distinct()
+                .join(InstanceMessage, InstanceMessage.instance_id == Instance.id)
+                .where(InstanceMessage.delivered_at.is_(None), Instance.status == "running",
+                       or_(Instance.locked_by.is_(None), Instance.locked_until < now))
+                .limit(limit)))
+
+
+def post_message(session: Session, instance_id: str, name: str, payload: dict) -> None:
+    """Post message ``name`` to the instance in ``session``'s transaction: it is delivered by
+    the instance's next engine step, once its catch event waits for it."""
+    session.add(InstanceMessage(instance_id=instance_id, name=name, payload=payload))
 
 
 def _options_snapshot(session: Session) -> dict[str, dict]:
@@ -270,7 +350,20 @@ def _options_snapshot(session: Session) -> dict[str, dict]:
     return {row.name: {"version": row.version, "values": row.values} for row in rows}
 
 
+DATABASE_TROUBLE = ("The database did not accept the step ({kind}); nothing of the step was lost. "
+                    "Press Retry in a moment; if it happens again, tell the administrator.")
+
+
 def _error_text(error: Exception) -> str:
-    """The innermost readable message of a task error."""
-    inner = getattr(error, "exception", None) or error.__cause__
-    return str(inner or error)
+    """The innermost readable message of a task error. A database error never shows its SQL or
+    parameters (they can hold card numbers and more): its kind only; the log has the rest."""
+    inner = getattr(error, "exception", None) or error.__cause__ or error
+    cause: BaseException | None = inner
+    while cause is not None and not isinstance(cause, DBAPIError):
+        cause = cause.__cause__
+    if isinstance(cause, DBAPIError):
+        first = str(cause.orig).splitlines()[0].lower() if cause.orig is not None else ""
+        kind = ("deadlock" if "deadlock" in first else "locked" if "locked" in first
+                else type(cause.orig or cause).__name__)
+        return DATABASE_TROUBLE.format(kind=kind)
+    return str(inner)

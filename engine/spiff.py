@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lxml import etree
+from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -103,6 +104,38 @@ def new_workflow(spec_json: str, script_engine: PythonScriptEngine) -> BpmnWorkf
 def ready_user_task(workflow: BpmnWorkflow):
     """The user task the workflow waits on, or None."""
     return workflow.get_next_task(state=TaskState.READY, manual=True)
+
+
+def waiting_messages(workflow: BpmnWorkflow) -> set[str]:
+    """Names of the messages the workflow's catch events wait for now."""
+    return {event.name for event in workflow.waiting_events() if event.event_type == "MessageEventDefinition"}
+
+
+def catch_message(workflow: BpmnWorkflow, name: str, payload: dict) -> bool:
+    """Deliver message ``name`` to the catch event waiting for it; False when none waits.
+
+    The event is built from the waiting task's own definition: SpiffWorkflow matches events by
+    class and name, and the parser decides the class (its Spiff variant carries the variable
+    the payload lands in).
+    """
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if definition is not None and type(definition).__name__ == "MessageEventDefinition" \
+                and definition.name == name:
+            workflow.catch(BpmnEvent(definition, payload=payload))
+            return True
+    return False
+
+
+def waits_for(workflow: BpmnWorkflow) -> str | None:
+    """What a workflow that is not finished waits for: "user", "message", or None (engine work due)."""
+    if workflow.is_completed():
+        return None
+    if ready_user_task(workflow) is not None:
+        return "user"
+    if waiting_messages(workflow):
+        return "message"
+    return None
 
 
 def _attach_script_engine(workflow: BpmnWorkflow, script_engine: PythonScriptEngine) -> None:

@@ -110,6 +110,25 @@ class Instance(Base):
     # A lease, not a flag: a runner that died leaves it to expire instead of locking forever.
     locked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What a running instance waits for: "user" (a ready user task), "message" (external work,
+    # such as production at the stations) or None (engine steps are due: the sweeper resumes it).
+    waiting_for: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class InstanceMessage(Base):
+    """A message for an instance's catch event, written in the transaction of the work that
+    sends it (the last card's outcome), delivered by the next engine step: never lost by a crash,
+    never early (an instance not yet waiting keeps it until it is)."""
+
+    __tablename__ = "instance_messages"
+    __table_args__ = (Index("ix_instance_messages_pending", "delivered_at", "instance_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class User(Base):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tasks import orders
 from tasks.errors import CardflowError
 from tasks.options import TEMP_CARDS_OPTIONS
-from tasks.production import ProductionContext, produce_order, repeat_order
+from tasks.production import ProductionContext, dispatch_order, repeat_order
 from tasks.store import Order
 
 
@@ -63,7 +63,7 @@ def build_handlers(sessions: sessionmaker[Session], production: ProductionContex
     def cards_produce(params: dict, context: CallContext) -> dict:
         with sessions() as session:
             order_id = _order_id(session, params, context)
-        return produce_order(replace(production, user=context.user), order_id)
+        return dispatch_order(replace(production, user=context.user), order_id)
 
     def cards_repeat(params: dict, context: CallContext) -> dict:
         with sessions() as session:

@@ -1,18 +1,29 @@
-"""Producing an order's cards: one card at a time, one transaction per step, safe to re-run.
+"""Producing an order's cards as external work: one job a card, claimed by a station, fenced.
 
-Per-card outcomes go to ``production_attempts`` and ``order_cards``; the workflow only learns the
-totals. An attempt left ``started`` by a crash is never retried blindly (the printer may have
-printed it): it is recorded as interrupted and the card as failed, for Repeat production.
+"Produce cards" and "Repeat production" only dispatch: they mark the batch (``cards_outstanding``)
+and queue one job per pending card on the order's station pool; the instance then waits at its
+"cards produced" catch event, holding nothing. A station worker claims a card (its fencing token
+goes up), records the attempt as started, does the physical work outside any transaction, and
+records the outcome only if its token still holds. The outcome that brings the batch to zero
+posts the instance's message in the same transaction.
+
+A claim lapses when its worker stops renewing it (killed, paused, cut off). Any host's sweeper
+then records the attempt as interrupted, fails the card for Repeat production (never a silent
+retry: the printer may have printed it), and queues the revocation of its certificates in the
+same transaction. Revocations are drained by every host, so a crash between recording and
+revoking leaves nothing valid.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.cards import CardState
@@ -21,22 +32,71 @@ from tasks.cardsdk.station import Station
 from tasks.orders import get_open_order
 from tasks.queries import progress
 from tasks.recording import Actor, move_card
-from tasks.store import Card, Order, OrderCard, ProductionAttempt, utcnow
+from tasks.store import (
+    Card,
+    Order,
+    OrderCard,
+    ProductionAttempt,
+    RevocationRequest,
+    StationStatus,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "Production was interrupted (the system stopped mid-card); check the printer and repeat."
+LAPSED = ("Production was interrupted: station {station} stopped answering mid-card; check its "
+          "printer and repeat.")
+# The message the process's catch event waits for, and the job kind the stations run.
+CARDS_PRODUCED = "cards produced"
+PRODUCE_CARD = "produce card"
+CLAIM_SECONDS = 15.0
+
+Enqueue = Callable[[str, str, dict], None]  # (queue, kind, args)
+PostMessage = Callable[[Session, str, str, dict], None]  # (session, instance id, name, payload)
+
+
+class ClaimLost(CardSdkError):
+    """This worker's claim on the card lapsed and another host took it over: record nothing."""
+
+
+class StationPaused(Exception):  # noqa: N818 - a state, not a failure
+    """The station is paused by an admin: its jobs wait."""
+
+
+def pool_queue(pool: str) -> str:
+    """The broker queue of a station pool."""
+    return f"cardflow.pool.{pool}"
 
 
 @dataclass
 class ProductionContext:
-    """What producing needs besides the order: the station, where to spool, who asked."""
+    """What producing needs: the station of this host, where to spool, and the engine's hooks
+    (given by the composition root, so this module knows no engine)."""
 
     sessions: sessionmaker[Session]
     station: Station
     spool_root: Path
     organisation: str
     user: str
+    enqueue: Enqueue = field(default=lambda queue, kind, args: None)
+    post_message: PostMessage = field(default=lambda session, instance_id, name, payload: None)
+    advance: Callable[[str], None] = field(default=lambda instance_id: None)
+    worker: str = "local"
+    pool: str = "default"
+    claim_seconds: float = CLAIM_SECONDS
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A card this worker holds: the fencing token its writes must still match."""
+
+    order_id: int
+    card_id: int
+    token: int
+    attempt: int
+    instance_id: str
+    job: CardJob
 
 
 def attempt_ref(order_id: int, card_id: int, attempt: int) -> str:
@@ -44,31 +104,40 @@ def attempt_ref(order_id: int, card_id: int, attempt: int) -> str:
     return f"order-{order_id}/card-{card_id}/attempt-{attempt}"
 
 
-def produce_order(ctx: ProductionContext, order_id: int) -> dict[str, int]:
-    """Produce every pending card of the order; returns the order's progress counts."""
-    _close_interrupted(ctx, order_id)
-    while (card_id := _next_pending(ctx, order_id)) is not None:
-        _produce_card(ctx, order_id, card_id)
-    with ctx.sessions() as session:
-        return progress(session, order_id)
+# -- dispatching (the service tasks) ---------------------------------------------------------
+
+def dispatch_order(ctx: ProductionContext, order_id: int) -> dict[str, int]:
+    """Queue one job per pending card of the order; the last outcome sends "cards produced"."""
+    with ctx.sessions.begin() as session:
+        order = get_open_order(session, order_id)
+        _close_stray_attempts(session, order, ctx.user)
+        pending = list(session.scalars(select(OrderCard.card_id).where(
+            OrderCard.order_id == order_id, OrderCard.status == "pending").order_by(OrderCard.card_id)))
+        order.cards_outstanding, order.dispatched_at = len(pending), utcnow()
+        if not pending:  # nothing to produce: the batch is complete at once
+            ctx.post_message(session, order.instance_id, CARDS_PRODUCED, progress(session, order_id))
+        queue = pool_queue(order.station_pool)
+    for card_id in pending:
+        ctx.enqueue(queue, PRODUCE_CARD, {"order_id": order_id, "card_id": card_id})
+    return {"dispatched": len(pending)}
 
 
 def repeat_order(ctx: ProductionContext, order_id: int) -> dict[str, int]:
-    """Spoil the misprinted cards the operator picked, then produce the picked cards again."""
+    """Spoil the misprinted cards the operator picked (their revocation queued in the same
+    transaction), then dispatch the picked cards again."""
     with ctx.sessions.begin() as session:
         get_open_order(session, order_id)
         picked = session.scalars(select(OrderCard).where(
             OrderCard.order_id == order_id, OrderCard.repeat_requested.is_(True))).all()
-        spoiled = []
         for item in picked:
             latest = _latest_attempt(session, order_id, item.card_id)
             if item.misprint_reason and latest is not None and latest.spoiled_at is None:
                 latest.spoiled_reason, latest.spoiled_at = item.misprint_reason, utcnow()
-                spoiled.append((attempt_ref(order_id, item.card_id, latest.attempt), item.misprint_reason))
+                _queue_revocation(session, attempt_ref(order_id, item.card_id, latest.attempt),
+                                  f"misprint: {item.misprint_reason}")
             item.status, item.repeat_requested = "pending", False
-    for ref, reason in spoiled:
-        ctx.station.spoil(ref, f"misprint: {reason}")
-    return produce_order(ctx, order_id)
+    drain_revocations(ctx)
+    return dispatch_order(ctx, order_id)
 
 
 def _latest_attempt(session: Session, order_id: int, card_id: int) -> ProductionAttempt | None:
@@ -77,77 +146,293 @@ def _latest_attempt(session: Session, order_id: int, card_id: int) -> Production
         .order_by(ProductionAttempt.attempt.desc()).limit(1))
 
 
-def _next_pending(ctx: ProductionContext, order_id: int) -> int | None:
-    with ctx.sessions() as session:
-        return session.scalar(select(OrderCard.card_id).where(
-            OrderCard.order_id == order_id, OrderCard.status == "pending")
-            .order_by(OrderCard.card_id).limit(1))
+def _close_stray_attempts(session: Session, order: Order, user: str) -> None:
+    """Attempts left started on a card nobody claims (a crash before claims existed) fail."""
+    same_card = ((OrderCard.order_id == ProductionAttempt.order_id)
+                 & (OrderCard.card_id == ProductionAttempt.card_id))
+    stray = session.scalars(select(ProductionAttempt).join(OrderCard, same_card).where(
+        ProductionAttempt.order_id == order.id, ProductionAttempt.outcome == "started",
+        OrderCard.status != "claimed")).all()
+    for attempt in stray:
+        _interrupt(session, order, attempt, INTERRUPTED, user)
+        session.get(OrderCard, (order.id, attempt.card_id)).status = "failed"
 
 
-def _close_interrupted(ctx: ProductionContext, order_id: int) -> None:
-    """Attempts a crash left open become failures; their cards wait for Repeat production."""
-    spoiled = []
+def _interrupt(session: Session, order: Order, attempt: ProductionAttempt, reason: str, user: str) -> None:
+    """Record an attempt as interrupted and spoiled, fail its card, queue its revocation."""
+    now = utcnow()
+    attempt.outcome, attempt.error, attempt.finished_at = "interrupted", reason, now
+    attempt.spoiled_reason, attempt.spoiled_at = "interrupted", now
+    card = session.get(Card, attempt.card_id)
+    move_card(session, card, CardState.FAILED, Actor(user, order), f"Production failed: {reason}")
+    _queue_revocation(session, attempt_ref(order.id, attempt.card_id, attempt.attempt), "interrupted")
+
+
+def _queue_revocation(session: Session, ref: str, reason: str) -> None:
+    session.add(RevocationRequest(attempt_ref=ref, reason=reason[:200]))
+
+
+# -- one card at a station (the job) -----------------------------------------------------------
+
+def produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> str:
+    """The job: claim the card, produce it, record the outcome under the claim's token.
+
+    Returns what happened ("produced", "failed", "skipped" when the card is not claimable: done,
+    claimed by a live worker or its order closed, "lost" when the claim lapsed meanwhile).
+    Raises StationPaused, before claiming anything, while the station is paused.
+    """
+    if station_paused(ctx):
+        raise StationPaused(ctx.station.name)
+    claim = _claim(ctx, order_id, card_id)
+    if claim is None:
+        return "skipped"
+    beat = _ClaimRenewal(ctx, claim)
+    beat.start()
+    try:
+        try:
+            result, error = ctx.station.produce(claim.job, f"a{claim.attempt}"), None
+        except ClaimLost:
+            result, error = None, None
+        except CardSdkError as failure:
+            result, error = None, str(failure)
+        except Exception as failure:  # a defect, not a card problem: the card fails, the order goes on
+            log.exception("producing card %s failed unexpectedly", claim.job.card_number)
+            result, error = None, f"Unexpected error in the station ({type(failure).__name__}); see the log."
+    finally:
+        beat.stop()
+    return _record_outcome(ctx, claim, result, error)
+
+
+def _claim(ctx: ProductionContext, order_id: int, card_id: int) -> Claim | None:
+    """Take the card if it waits (a duplicate job finds it taken) and start its attempt."""
     with ctx.sessions.begin() as session:
         order = session.get(Order, order_id)
-        for attempt in session.scalars(select(ProductionAttempt).where(
-                ProductionAttempt.order_id == order_id, ProductionAttempt.outcome == "started")):
-            attempt.outcome, attempt.error, attempt.finished_at = "interrupted", INTERRUPTED, utcnow()
-            attempt.spoiled_reason, attempt.spoiled_at = "interrupted", utcnow()
-            _fail_card(session, order, attempt.card_id, INTERRUPTED, ctx.user)
-            spoiled.append(attempt_ref(order_id, attempt.card_id, attempt.attempt))
-    # Revocation writes through the CA's own sessions: only after our transaction has ended.
-    for ref in spoiled:
-        ctx.station.spoil(ref, "interrupted")
-
-
-def _fail_card(session: Session, order: Order, card_id: int, reason: str, user: str) -> None:
-    card = session.get(Card, card_id)
-    item = session.get(OrderCard, (order.id, card_id))
-    item.status = "failed"
-    move_card(session, card, CardState.FAILED, Actor(user, order), f"Production failed: {reason}")
-
-
-def _produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> None:
-    # Step 1: record that this attempt has started, before anything physical happens.
-    with ctx.sessions.begin() as session:
-        order = get_open_order(session, order_id)
+        if order is None or order.status != "open":
+            return None
+        now = utcnow()
+        token = session.scalar(
+            update(OrderCard)
+            .where(OrderCard.order_id == order_id, OrderCard.card_id == card_id,
+                   OrderCard.status == "pending")
+            .values(status="claimed", claim_token=OrderCard.claim_token + 1, claimed_by=ctx.worker,
+                    claimed_until=now + timedelta(seconds=ctx.claim_seconds))
+            .returning(OrderCard.claim_token))
+        if token is None:
+            return None
         card = session.get(Card, card_id)
         number = (session.scalar(select(func.max(ProductionAttempt.attempt)).where(
             ProductionAttempt.order_id == order_id, ProductionAttempt.card_id == card_id)) or 0) + 1
-        session.add(ProductionAttempt(order_id=order_id, card_id=card_id, attempt=number, outcome="started"))
+        session.add(ProductionAttempt(order_id=order_id, card_id=card_id, attempt=number, outcome="started",
+                                      station=ctx.station.name, worker=ctx.worker))
         options = order.options
         job = CardJob(
             card_id=card.id, card_number=card.number, organisation=card.organisation or ctx.organisation,
-            valid_until=(utcnow() + timedelta(days=options["validity_days"])).date(),
+            valid_until=(now + timedelta(days=options["validity_days"])).date(),
             attempt_ref=attempt_ref(order_id, card_id, number),
             spool_dir=ctx.spool_root / f"order-{order_id}",
             encode=options["encode_card"], certificates=tuple(options["certificates"]),
             pin_length=options["pin_length"], puk_length=options["puk_length"],
             validity_days=options["validity_days"])
-    # Step 2: the physical work, outside any transaction.
-    try:
-        result, error = ctx.station.produce(job, f"a{number}"), None
-    except CardSdkError as failure:
-        result, error = None, str(failure)
-    except Exception as failure:  # a defect, not a card problem: the card fails, the order goes on
-        log.exception("producing card %s failed unexpectedly", job.card_number)
-        result, error = None, f"Unexpected error in the station ({type(failure).__name__}); see the log."
-    # Step 3: record the outcome and move the card.
+        guarded = replace(job, guard=_claim_guard(order_id, card_id, token))
+        return Claim(order_id, card_id, token, number, order.instance_id, guarded)
+
+
+def _claim_guard(order_id: int, card_id: int, token: int) -> Callable[[Session], None]:
+    """The check the CA runs in the transaction that records a certificate: a worker whose
+    claim lapsed gets no certificate recorded (the row lock orders it against a takeover)."""
+
+    def still_claimed(session: Session) -> None:
+        row = session.execute(select(OrderCard.claim_token, OrderCard.status).where(
+            OrderCard.order_id == order_id, OrderCard.card_id == card_id).with_for_update()).first()
+        if row is None or row.claim_token != token or row.status != "claimed":
+            raise ClaimLost("This station's claim on the card lapsed; another host took the card over.")
+
+    return still_claimed
+
+
+class _ClaimRenewal:
+    """Keeps the claim alive while the station works (a real printer takes 15 to 24 s a card).
+
+    It renews only under the claim's token, survives database errors (it tries again at the
+    next beat), and stops renewing once the claim is lost: the outcome write then finds out.
+    """
+
+    def __init__(self, ctx: ProductionContext, claim: Claim):
+        self.ctx, self.claim = ctx, claim
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"claim-{claim.order_id}-{claim.card_id}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.ctx.claim_seconds / 4):
+            try:
+                with self.ctx.sessions.begin() as session:
+                    renewed = session.execute(update(OrderCard).where(
+                        OrderCard.order_id == self.claim.order_id, OrderCard.card_id == self.claim.card_id,
+                        OrderCard.claim_token == self.claim.token, OrderCard.status == "claimed")
+                        .values(claimed_until=utcnow() + timedelta(seconds=self.ctx.claim_seconds))).rowcount
+                if not renewed:
+                    log.warning("claim on card %s of order %s lost", self.claim.card_id, self.claim.order_id)
+                    return
+            except Exception:
+                log.exception("renewing the claim on card %s failed; retrying", self.claim.card_id)
+
+
+def _record_outcome(ctx: ProductionContext, claim: Claim, result, error: str | None) -> str:
+    """Record the outcome if the claim still holds; otherwise record nothing and queue the
+    revocation of whatever this attempt got issued."""
+    batch_done = False
     with ctx.sessions.begin() as session:
-        order = session.get(Order, order_id)
-        attempt = session.scalar(select(ProductionAttempt).where(
-            ProductionAttempt.order_id == order_id, ProductionAttempt.card_id == card_id,
-            ProductionAttempt.attempt == number))
-        attempt.finished_at = utcnow()
-        if result is None:
-            attempt.outcome, attempt.error = "failed", error
-            _fail_card(session, order, card_id, error, ctx.user)
-            return
-        attempt.outcome, attempt.physical_serial = "produced", result.physical_serial
-        attempt.files = [str(Path(f).relative_to(ctx.spool_root)) for f in result.files]
-        card = session.get(Card, card_id)
-        card.valid_until = datetime.combine(job.valid_until, time.max, tzinfo=UTC)
-        session.get(OrderCard, (order_id, card_id)).status = "produced"
-        why = "Produced" if number == 1 else f"Produced again (attempt {number})"
-        move_card(session, card, CardState.UNASSIGNED, Actor(ctx.user, order),
-                  f"{why} on station {ctx.station.name}, physical card {result.physical_serial}.")
+        held = session.execute(update(OrderCard).where(
+            OrderCard.order_id == claim.order_id, OrderCard.card_id == claim.card_id,
+            OrderCard.claim_token == claim.token, OrderCard.status == "claimed")
+            .values(status="produced" if result is not None else "failed", claimed_by=None,
+                    claimed_until=None)).rowcount
+        if not held:
+            # The sweeper took the card over (and recorded the attempt as interrupted); certificates
+            # issued before the takeover are in its revocation, but queue ours again to be sure.
+            _queue_revocation(session, claim.job.attempt_ref, "claim lapsed")
+            outcome = "lost"
+        else:
+            order = session.get(Order, claim.order_id)
+            attempt = session.scalar(select(ProductionAttempt).where(
+                ProductionAttempt.order_id == claim.order_id, ProductionAttempt.card_id == claim.card_id,
+                ProductionAttempt.attempt == claim.attempt))
+            attempt.finished_at = utcnow()
+            card = session.get(Card, claim.card_id)
+            if result is None:
+                attempt.outcome, attempt.error = "failed", error
+                move_card(session, card, CardState.FAILED, Actor(ctx.user or order.created_by, order),
+                          f"Production failed: {error}")
+                outcome = "failed"
+            else:
+                attempt.outcome, attempt.physical_serial = "produced", result.physical_serial
+                attempt.files = [str(Path(f).relative_to(ctx.spool_root)) for f in result.files]
+                card.valid_until = datetime.combine(claim.job.valid_until, time.max, tzinfo=UTC)
+                why = "Produced" if claim.attempt == 1 else f"Produced again (attempt {claim.attempt})"
+                move_card(session, card, CardState.UNASSIGNED, Actor(ctx.user or order.created_by, order),
+                          f"{why} on station {ctx.station.name}, physical card {result.physical_serial}.")
+                outcome = "produced"
+            _count_station(session, ctx, outcome, error)
+            batch_done = _settle_one(session, ctx, order)
+    if outcome == "lost":
+        drain_revocations(ctx)
+    elif batch_done:
+        ctx.advance(claim.instance_id)
+    return outcome
+
+
+def _settle_one(session: Session, ctx: ProductionContext, order: Order) -> bool:
+    """One more card of the batch has an outcome; the last one posts "cards produced"."""
+    left = session.scalar(update(Order).where(Order.id == order.id)
+                          .values(cards_outstanding=Order.cards_outstanding - 1)
+                          .returning(Order.cards_outstanding))
+    if left is not None and left <= 0:
+        ctx.post_message(session, order.instance_id, CARDS_PRODUCED, progress(session, order.id))
+        return True
+    return False
+
+
+def _count_station(session: Session, ctx: ProductionContext, outcome: str, error: str | None) -> None:
+    values: dict = ({"cards_produced": StationStatus.cards_produced + 1} if outcome == "produced"
+                    else {"cards_failed": StationStatus.cards_failed + 1, "last_error": error,
+                          "last_error_at": utcnow()})
+    session.execute(update(StationStatus).where(StationStatus.name == ctx.station.name).values(**values))
+
+
+# -- what every host's sweeper does ------------------------------------------------------------
+
+def reap_lapsed_claims(ctx: ProductionContext, limit: int = 50) -> int:
+    """Take over cards whose claim lapsed: the attempt is interrupted, the card failed for
+    Repeat production, its certificates queued for revocation, the batch counted down."""
+    done_instances: list[str] = []
+    with ctx.sessions.begin() as session:
+        now = utcnow()
+        lapsed = session.scalars(select(OrderCard).where(
+            OrderCard.status == "claimed", OrderCard.claimed_until < now)
+            .order_by(OrderCard.claimed_until).limit(limit).with_for_update(skip_locked=True)).all()
+        for item in lapsed:
+            order = session.get(Order, item.order_id)
+            station = item.claimed_by or "unknown"
+            item.status, item.claim_token = "failed", item.claim_token + 1
+            item.claimed_by, item.claimed_until = None, None
+            attempt = _latest_attempt(session, item.order_id, item.card_id)
+            if attempt is not None and attempt.outcome == "started":
+                _interrupt(session, order, attempt, LAPSED.format(station=attempt.station or station),
+                           order.created_by)
+            if order.status == "open" and _settle_one(session, ctx, order):
+                done_instances.append(order.instance_id)
+    drain_revocations(ctx)
+    for instance_id in done_instances:
+        ctx.advance(instance_id)
+    return len(lapsed)
+
+
+def drain_revocations(ctx: ProductionContext, limit: int = 100) -> int:
+    """Revoke the certificates of queued attempts (idempotent: any host may drain any request)."""
+    with ctx.sessions() as session:
+        queued = session.execute(select(RevocationRequest.id, RevocationRequest.attempt_ref,
+                                        RevocationRequest.reason)
+                                 .where(RevocationRequest.done_at.is_(None))
+                                 .order_by(RevocationRequest.id).limit(limit)).all()
+    for request_id, ref, reason in queued:
+        if ctx.station.encoder is None:  # this host has no CA: another host drains it
+            return 0
+        revoked = ctx.station.spoil(ref, reason)
+        revoked = len(revoked) if isinstance(revoked, list) else revoked
+        with ctx.sessions.begin() as session:
+            session.execute(update(RevocationRequest).where(RevocationRequest.id == request_id)
+                            .values(done_at=utcnow(), revoked=revoked))
+    return len(queued)
+
+
+def redispatch_lost_jobs(ctx: ProductionContext, queue_depth: Callable[[str], int | None],
+                         quiet_seconds: float = 10.0) -> int:
+    """Queue again the pending cards of orders whose pool queue is empty although cards still
+    wait (a broker restart without persistence lost them): a duplicate job only finds its card
+    taken, so re-sending is safe."""
+    now = utcnow()
+    with ctx.sessions.begin() as session:
+        orders = session.scalars(select(Order).where(
+            Order.status == "open", Order.cards_outstanding > 0,
+            or_(Order.dispatched_at.is_(None),
+                Order.dispatched_at < now - timedelta(seconds=quiet_seconds)))).all()
+        resend: list[tuple[str, int, int]] = []
+        for order in orders:
+            queue = pool_queue(order.station_pool)
+            if queue_depth(queue) != 0:
+                continue
+            pending = session.scalars(select(OrderCard.card_id).where(
+                OrderCard.order_id == order.id, OrderCard.status == "pending")
+                .order_by(OrderCard.card_id)).all()
+            if pending:
+                order.dispatched_at = now
+                resend.extend((queue, order.id, card_id) for card_id in pending)
+    for queue, order_id, card_id in resend:
+        ctx.enqueue(queue, PRODUCE_CARD, {"order_id": order_id, "card_id": card_id})
+    return len(resend)
+
+
+def station_paused(ctx: ProductionContext) -> bool:
+    """Whether an admin paused this host's station."""
+    with ctx.sessions() as session:
+        return bool(session.scalar(select(StationStatus.paused)
+                                   .where(StationStatus.name == ctx.station.name)))
+
+
+def heartbeat(ctx: ProductionContext) -> None:
+    """Tell the console and /healthz that this host's station is alive."""
+    with ctx.sessions.begin() as session:
+        row = session.get(StationStatus, ctx.station.name)
+        if row is None:
+            session.add(StationStatus(name=ctx.station.name, pool=ctx.pool, paused=False, worker=ctx.worker,
+                                      heartbeat_at=utcnow(), cards_produced=0, cards_failed=0))
+        else:
+            row.pool, row.worker, row.heartbeat_at = ctx.pool, ctx.worker, utcnow()

@@ -152,6 +152,7 @@ def progress(session: Session, order_id: int) -> dict[str, int]:
         select(OrderCard.status, func.count()).where(OrderCard.order_id == order_id)
         .group_by(OrderCard.status)).all())
     result = {status: counts.get(status, 0) for status in ("pending", "produced", "failed")}
+    result["pending"] += counts.get("claimed", 0)  # at a station right now: still without outcome
     result["total"] = sum(counts.values())
     return result
 

@@ -65,6 +65,12 @@ class Order(Base):
     created_by: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Cards of the current production batch still without an outcome; the outcome that brings
+    # it to 0 sends the instance its "cards produced" message, in the same transaction.
+    cards_outstanding: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The station pool whose queue the order's card jobs go to.
+    station_pool: Mapped[str] = mapped_column(String(100), default="default", server_default="default")
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Selection(Base):
@@ -89,13 +95,21 @@ class OrderCard(Base):
     """A card's place in an order and where its production stands."""
 
     __tablename__ = "order_cards"
+    # The sweeper's question: which claims have lapsed? And a pool's: which cards still wait?
+    __table_args__ = (Index("ix_order_cards_status_claim", "status", "claimed_until"),)
 
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), primary_key=True)
     card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), primary_key=True)
-    # pending | produced | failed
+    # pending | claimed | produced | failed
     status: Mapped[str] = mapped_column(String(20), default="pending")
     repeat_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     misprint_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The fencing token of the card's claim: raised at every claim and every takeover, and
+    # checked by every write of the card's outcome, so a worker that lost its claim (paused,
+    # partitioned) can record nothing, whatever it still believes.
+    claim_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ProductionAttempt(Base):
@@ -117,6 +131,38 @@ class ProductionAttempt(Base):
     spoiled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    station: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class RevocationRequest(Base):
+    """Certificates of an attempt to revoke, queued in the transaction that spoils or interrupts
+    the attempt and drained by every worker: a crash between the two cannot leave them valid."""
+
+    __tablename__ = "revocation_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_ref: Mapped[str] = mapped_column(String(200), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    revoked: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class StationStatus(Base):
+    """A production station as the console and /healthz see it: heartbeat, pause, counters."""
+
+    __tablename__ = "stations"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(100), default="default")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cards_produced: Mapped[int] = mapped_column(Integer, default=0)
+    cards_failed: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CardEvent(Base):

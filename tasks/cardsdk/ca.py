@@ -61,8 +61,9 @@ class CertificateAuthority(Protocol):
         validity_days: int,
         attempt_ref: str,
         card_number: str | None = None,
+        guard=None,
     ) -> x509.Certificate:
-        """Issue a certificate of ``profile_name`` for ``public_key``."""
+        """Issue a certificate of ``profile_name`` for ``public_key`` (``guard``: see LocalCA)."""
         ...
 
     def revoke_attempt(self, attempt_ref: str, reason: str) -> list[str]:
@@ -152,8 +153,13 @@ class LocalCA:
         validity_days: int,
         attempt_ref: str,
         card_number: str | None = None,
+        guard=None,
     ) -> x509.Certificate:
-        """Sign a certificate for ``public_key`` with the profile's usages and record it."""
+        """Sign a certificate for ``public_key`` with the profile's usages and record it.
+
+        ``guard(session)`` runs in the recording transaction and may refuse (CardSdkError): a
+        certificate that is not recorded cannot be revoked, so it must not leave the CA either.
+        """
         profile = USAGES.get(profile_name)
         if profile is None:
             raise CaRefusedError(f"The CA has no certificate profile {profile_name!r}.")
@@ -182,6 +188,8 @@ class LocalCA:
         except (TypeError, ValueError) as error:
             raise CaRefusedError(f"The CA refused the request: {error}.") from None
         with self.sessions.begin() as session:
+            if guard is not None:
+                guard(session)
             session.add(
                 IssuedCertificate(
                     serial=f"{certificate.serial_number:X}",

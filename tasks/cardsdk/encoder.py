@@ -178,6 +178,7 @@ class Encoder:
                 job.validity_days,
                 job.attempt_ref,
                 card_number=job.card_number,
+                guard=job.guard,
             )
         except CardSdkError:
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,6 +29,9 @@ class CardJob:
     pin_length: int = 6
     puk_length: int = 8
     validity_days: int = 14
+    # Run with the session of every transaction that records a certificate for this attempt;
+    # raises CardSdkError when the attempt may no longer record anything (its claim lapsed).
+    guard: Callable[[object], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

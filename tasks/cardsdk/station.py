@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from tasks.cardsdk.job import CardJob, CardSdkError, EncodeResult, ProductionResult
@@ -22,16 +23,20 @@ class Station:
     """Encodes (when the options say so), then prints; either failing fails the card."""
 
     def __init__(self, printer: SpoolPrinter, encoder: Encoder | None = None, name: str = "virtual",
-                 unavailable: str | None = None):
+                 unavailable: str | None = None, device_seconds: float = 0.0):
         self.printer = printer
         self.encoder = encoder
         self.name = name
+        # Simulated time the devices take a card (benchmarks, tests of long orders).
+        self.device_seconds = device_seconds
         # Why this station has no encoder (e.g. the CA is not set up), told to the operator.
         self.unavailable = unavailable
 
     def produce(self, job: CardJob, attempt_label: str) -> ProductionResult:
         """Produce one physical card; raises CardSdkError with the operator-facing reason."""
         encoded = None
+        if self.device_seconds:
+            time.sleep(self.device_seconds)
         if job.encode:
             if self.encoder is None:
                 raise CardSdkError(self.unavailable or f"Station {self.name} has no encoder; turn "

@@ -34,4 +34,5 @@ def build_station(config, instance_path: Path, ca_passphrase: str, custody_key: 
     feeder = VirtualCardFeeder(config.virtual_card_state) if config.virtual_card_state else None
     encoder = build_encoder(config.transport, config.reader, config.profile, ca, Custody(sessions, key),
                             feeder)
-    return Station(SpoolPrinter(), encoder, config.name)
+    return Station(SpoolPrinter(), encoder, config.name,
+                   device_seconds=getattr(config, "device_seconds", 0.0))

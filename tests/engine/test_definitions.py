@@ -163,7 +163,8 @@ def escaping_form_name(path: Path, folder: Path, forms_dir: Path) -> tuple[Path,
 
 def xsd_violation(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str, str]:
     """An element the BPMN schema does not allow."""
-    return (edited(path, folder, ('<bpmn:documentation>', '<bpmn:notInBpmn />\n    <bpmn:documentation>')),
+    start = '<bpmn:startEvent id="StartEvent_Start"'
+    return (edited(path, folder, (start, f'<bpmn:notInBpmn />\n    {start}')),
             "<bpmn:notInBpmn />", "notInBpmn")
 
 
@@ -173,7 +174,7 @@ def entity_attack(path: Path, folder: Path, forms_dir: Path) -> tuple[Path, str,
                    ('<?xml version="1.0" encoding="UTF-8"?>',
                     '<?xml version="1.0" encoding="UTF-8"?>\n'
                     '<!DOCTYPE bpmn:definitions [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'),
-                   ("<bpmn:documentation>", "<bpmn:documentation>&xxe;")),
+                   ("<bpmn:documentation>Issue multiple", "<bpmn:documentation>&xxe;Issue multiple")),
             '<?xml version="1.0"', "DOCTYPE")
 
 

@@ -34,15 +34,23 @@ def run(spec_json: str, services: FakeServices, answers: list[str]) -> list[str]
     engine = spiff.ScriptEngine(environment=spiff.RestrictedEnvironment(services))
     workflow = spiff.new_workflow(spec_json, engine)
     seen = []
-    workflow.do_engine_steps()
+    settle(workflow)
     while (task := spiff.ready_user_task(workflow)) is not None:
         seen.append(task.task_spec.bpmn_id)
         task.data["action"] = answers[len(seen) - 1]
         task.run()
-        workflow.do_engine_steps()
+        settle(workflow)
     assert workflow.is_completed()
     assert len(seen) == len(answers)
     return seen
+
+
+def settle(workflow) -> None:
+    """Run the engine; where it waits for the stations, the batch's last card answers."""
+    workflow.do_engine_steps()
+    while "cards produced" in spiff.waiting_messages(workflow):
+        assert spiff.catch_message(workflow, "cards produced", {"produced": 1, "failed": 0, "pending": 0})
+        workflow.do_engine_steps()
 
 
 @pytest.fixture
