@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from functools import cached_property
@@ -15,6 +16,7 @@ from engine import audit_commands, bootstrap, user_commands
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deploy_errors import DeployError
+from engine.logs import configure_logging, json_wanted
 from engine.users import add_user, random_password
 from engine.versions import KINDS, VersionError, list_versions
 from engine.versions import rollback as versions_rollback
@@ -68,6 +70,11 @@ class CardflowGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """cardflow: issue temporary smart cards from BPMN workflows."""
+    if ctx.invoked_subcommand in ("run", "demo", "worker"):  # CARDFLOW_LOG_FORMAT=json|text (default)
+        try:
+            configure_logging(json=json_wanted(dict(os.environ)))
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
     ctx.obj = CliContext()
     ctx.call_on_close(ctx.obj.close)
 
