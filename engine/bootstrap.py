@@ -29,8 +29,8 @@ from engine.leases import InstanceBusy
 from engine.runner import Runner
 from engine.runtime import Runtime, post_message
 from engine.services import ServiceRegistry
-from engine.store import AuditEvent, Instance
 from engine.store import Base as EngineBase
+from engine.store import Instance
 from engine.sweeper import Sweeper
 from engine.web.widgets_cards import register_card_widgets
 from tasks import production as card_production
@@ -147,7 +147,9 @@ def sweeps(runtime: Runtime, production: ProductionContext, jobs, station_host: 
     """What every host does every few seconds, so any survivor takes over a dead host's work."""
 
     def resume_stalled() -> None:
-        for instance_id in runtime.stalled():
+        for instance_id, host_died in runtime.stalled():
+            if host_died:
+                runtime.record_resume(instance_id, "its host stopped mid-step (crash or kill)")
             jobs.advance(instance_id)
 
     def deliver_messages() -> None:
@@ -197,16 +199,17 @@ def deploy(services: Services, actor: str, check_only: bool = False,
 
 
 def resume_pending(services: Services) -> int:
-    """Hand the instances a stop or crash left mid-step to a host again (a web server's start).
+    """What a host does when it starts (a web server with the in-process runner, a worker):
+    take over its previous process's cards and instances at once, not after their leases.
 
     Instances that wait for a person or for their cards need nothing; the others are audited:
-    it is how a crash in the middle of an order shows.
+    it is how a crash in the middle of an order shows. Returns the instances resumed.
     """
-    pending = services.runtime.stalled(older_than=0)
-    with unit_of_work(services.sessions) as session:
-        session.add_all(AuditEvent(actor="runner", action="instance resumed", instance_id=instance_id,
-                                   detail={"after": "a stop or crash of the process that ran it"})
-                        for instance_id in pending)
+    card_production.reap_lapsed_claims(services.production, previous_process=True)
+    if isinstance(services.runner, InProcessJobs):  # this process's queue died with it
+        card_production.redispatch_lost_jobs(services.production, services.runner.depth, quiet_seconds=0)
+    pending = [instance_id for instance_id, _host_died in services.runtime.stalled(older_than=0)]
     for instance_id in pending:
+        services.runtime.record_resume(instance_id, "a stop or crash of the process that ran it")
         services.runner.advance(instance_id)
     return len(pending)

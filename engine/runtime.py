@@ -314,17 +314,24 @@ class Runtime:
         except Exception:
             log.exception("instance %s: its error could not be saved; the sweeper retries it", instance_id)
 
-    def stalled(self, older_than: float = 3.0, limit: int = 100) -> list[str]:
+    def stalled(self, older_than: float = 3.0, limit: int = 100) -> list[tuple[str, bool]]:
         """Running instances with engine steps due that no host holds: their host died between
-        steps, or their error could not be saved. The sweeper hands them to a host again."""
+        or during steps, or their error could not be saved. The sweeper hands them to a host
+        again. Each comes with whether a host died holding it (its lease lapsed)."""
         now = utcnow()
         with unit_of_work(self.sessions) as session:
-            return list(session.scalars(
-                select(Instance.id).where(
+            return [(row.id, row.locked_by is not None) for row in session.execute(
+                select(Instance.id, Instance.locked_by).where(
                     Instance.status == "running", Instance.waiting_for.is_(None),
                     or_(Instance.locked_by.is_(None), Instance.locked_until < now),
                     Instance.updated_at < now - timedelta(seconds=older_than))
-                .order_by(Instance.updated_at).limit(limit)))
+                .order_by(Instance.updated_at).limit(limit))]
+
+    def record_resume(self, instance_id: str, why: str) -> None:
+        """Audit that a host takes over an instance another host left (crash, stop)."""
+        with unit_of_work(self.sessions) as session:
+            session.add(AuditEvent(actor="runner", action="instance resumed", instance_id=instance_id,
+                                   detail={"after": why}))
 
     def with_messages(self, limit: int = 100) -> list[str]:
         """Running instances with posted messages not delivered yet, that no host holds."""

@@ -349,14 +349,24 @@ def _count_station(session: Session, ctx: ProductionContext, outcome: str, error
 
 # -- what every host's sweeper does ------------------------------------------------------------
 
-def reap_lapsed_claims(ctx: ProductionContext, limit: int = 50) -> int:
+def reap_lapsed_claims(ctx: ProductionContext, limit: int = 50, previous_process: bool = False) -> int:
     """Take over cards whose claim lapsed: the attempt is interrupted, the card failed for
-    Repeat production, its certificates queued for revocation, the batch counted down."""
+    Repeat production, its certificates queued for revocation, the batch counted down.
+
+    With ``previous_process`` (a station host starting), the claims of an earlier process of the
+    same station on the same machine count as lapsed at once: a station's devices serve one
+    process, so that one is dead or stopped, and if only stopped, its fencing token stops it.
+    """
     done_instances: list[str] = []
     with ctx.sessions.begin() as session:
         now = utcnow()
+        lapsed_or_ours = OrderCard.claimed_until < now
+        if previous_process:
+            station_host = ctx.worker.rsplit(":", 1)[0] + ":"
+            earlier = OrderCard.claimed_by.startswith(station_host, autoescape=True)
+            lapsed_or_ours = or_(lapsed_or_ours, earlier & (OrderCard.claimed_by != ctx.worker))
         lapsed = session.scalars(select(OrderCard).where(
-            OrderCard.status == "claimed", OrderCard.claimed_until < now)
+            OrderCard.status == "claimed", lapsed_or_ours)
             .order_by(OrderCard.claimed_until).limit(limit).with_for_update(skip_locked=True)).all()
         for item in lapsed:
             order = session.get(Order, item.order_id)
