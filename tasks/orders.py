@@ -7,8 +7,11 @@ conflict into a message that names the card and the order holding it.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, literal, select, update
-from sqlalchemy.exc import IntegrityError
+import random
+import time
+
+from sqlalchemy import delete, func, insert, literal, select, union, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tasks.cards import CardState
@@ -76,16 +79,29 @@ def stage_selection(session: Session, order_id: int, card_ids: list[int] | None 
         source = requested_cards(match).where(Card.id.not_in(held_elsewhere))
     else:
         raise SelectionError("Select at least one card, or tick \"Select all matching\".")
-    session.execute(delete(Selection).where(Selection.order_id == order_id))
-    count = session.execute(insert(Selection).from_select(
-        ["order_id", "card_id"], select(literal(order_id), source.subquery().c.id))).rowcount
+    ids = source.subquery().c.id
+
+    def stage() -> None:
+        session.execute(delete(Selection).where(Selection.order_id == order_id))
+        # Rows locked in card order by every writer cannot wait on each other in a cycle.
+        session.execute(insert(Selection).from_select(
+            ["order_id", "card_id"], select(literal(order_id), ids).order_by(ids)))
+
+    if not _retrying(session, stage):
+        raise SelectionError(_race_message(session, order_id, select(ids)))
+    # Not the INSERT's rowcount: PostgreSQL (psycopg) reports -1 for an INSERT ... SELECT.
+    count = session.scalar(select(func.count()).select_from(Selection).where(Selection.order_id == order_id))
     if not count:
         raise SelectionError("No available requested card matches; change the search.")
     return count
 
 
 def reserve(session: Session, order_id: int) -> dict:
-    """Turn the staged selection into reservations; ``ok`` False names a card taken meanwhile."""
+    """Turn the staged selection into reservations; ``ok`` False names a card taken meanwhile.
+
+    A refusal also drops the order's staged selection, so nothing of a lost race stays behind:
+    the operator is back at Search, and the next Issue stages the cards afresh.
+    """
     order = get_open_order(session, order_id)
     held = session.scalar(select(func.count()).where(Reservation.order_id == order_id))
     if held:
@@ -95,27 +111,76 @@ def reserve(session: Session, order_id: int) -> dict:
     if not card_ids:
         return {"ok": False, "count": 0, "error": "No cards are selected; search and tick cards."}
     not_requested = session.scalar(select(Card.number).where(
-        Card.id.in_(staged), Card.state != CardState.REQUESTED).limit(1))
+        Card.id.in_(staged), Card.state != CardState.REQUESTED).order_by(Card.number).limit(1))
     if not_requested:
-        return {"ok": False, "count": 0, "error": f"Card {not_requested} is no longer requested."}
+        return _refused(session, order_id, f"Card {not_requested} is no longer requested.")
     taken = _taken_message(session, staged, order_id)
     if taken:
-        return {"ok": False, "count": 0, "error": taken}
+        return _refused(session, order_id, taken)
+
+    def take() -> None:
+        # Card order, as in stage_selection: a "tick" and a "select all matching" of the same
+        # cards would otherwise insert them in different orders and deadlock on PostgreSQL.
+        session.execute(insert(Reservation).from_select(
+            ["card_id", "order_id"], select(Selection.card_id, literal(order.id))
+            .where(Selection.order_id == order_id).order_by(Selection.card_id)))
+        session.execute(insert(OrderCard).from_select(
+            ["order_id", "card_id", "status", "repeat_requested"],
+            select(literal(order_id), Selection.card_id, literal("pending"), literal(False))
+            .where(Selection.order_id == order_id).order_by(Selection.card_id)))
+
     try:
-        with session.begin_nested():
-            session.execute(insert(Reservation).from_select(
-                ["card_id", "order_id"], select(Selection.card_id, literal(order.id))
-                .where(Selection.order_id == order_id)))
+        if not _retrying(session, take):
+            return _refused(session, order_id, _race_message(session, order_id, staged))
     except IntegrityError:
         # Another order reserved one of these cards between our check and our insert.
-        return {"ok": False, "count": 0,
-                "error": _taken_message(session, staged, order_id) or "A selected card was taken."}
-    session.execute(insert(OrderCard).from_select(
-        ["order_id", "card_id", "status", "repeat_requested"],
-        select(literal(order_id), Selection.card_id, literal("pending"), literal(False))
-        .where(Selection.order_id == order_id)))
+        return _refused(session, order_id, _taken_message(session, staged, order_id)
+                        or "A selected card was taken by another order; choose other cards.")
     session.execute(delete(Selection).where(Selection.order_id == order_id))
     return {"ok": True, "count": len(card_ids), "error": None}
+
+
+# SQLSTATEs of a transaction PostgreSQL gave up on because of another one: worth another try.
+_LOST_RACE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+_ATTEMPTS = 3
+
+
+def _retrying(session: Session, work) -> bool:
+    """Run ``work`` in a savepoint, again when it lost a deadlock; False when it lost every time.
+
+    Rolling back to the savepoint also frees the rows it locked, so the other transaction goes on,
+    and the retry then waits for it instead of deadlocking again.
+    """
+    for attempt in range(_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                work()
+            return True
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) not in _LOST_RACE:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+    return False
+
+
+def _race_message(session: Session, order_id: int, mine) -> str:
+    """What the operator reads when another order kept locking the same cards (of ``mine``)."""
+    elsewhere = union(select(Selection.card_id).where(Selection.order_id != order_id),
+                      select(Reservation.card_id).where(Reservation.order_id != order_id))
+    numbers = list(session.scalars(select(Card.number).where(Card.id.in_(mine), Card.id.in_(elsewhere))
+                                   .order_by(Card.number).limit(4)))
+    if not numbers:
+        numbers = list(session.scalars(select(Card.number).where(Card.id.in_(mine))
+                                       .order_by(Card.number).limit(4)))
+    cards = ", ".join(numbers[:3]) + (" and more" if len(numbers) > 3 else "")
+    return (f"Another order was reserving the same cards ({cards}) at the same moment; "
+            "press Issue again.")
+
+
+def _refused(session: Session, order_id: int, error: str) -> dict:
+    """A refused reservation: the order keeps nothing staged, reserved or listed."""
+    session.execute(delete(Selection).where(Selection.order_id == order_id))
+    return {"ok": False, "count": 0, "error": error}
 
 
 def request_repeat(session: Session, order_id: int, card_ids: list[int], misprints: dict[int, str]) -> int:
