@@ -60,11 +60,16 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
     "admin.user_password": {"POST": ADMINS},
     "admin.user_role": {"POST": ADMINS},
     "admin.user_unlock": {"POST": ADMINS},
+    "admin.stations": {"GET": ADMINS},
+    "admin.station_pause": {"POST": ADMINS},
+    "admin.station_resume": {"POST": ADMINS},
     "audit.trail": {"GET": AUDITORS},
     "audit.export_csv": {"GET": AUDITORS},
     "audit.export_json": {"GET": AUDITORS},
     "audit.orders": {"GET": AUDITORS},
     "audit.order": {"GET": AUDITORS},
+    "health.healthz": {"GET": ANYONE},
+    "health.metrics": {"GET": ANYONE},
 }
 # Values for the URL's variables: real where a page needs one, else names of nothing.
 SAMPLES = {"instance_id": "no-such-order", "task_id": "no-such-task", "number": "TC-000001",

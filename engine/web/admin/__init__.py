@@ -1,4 +1,5 @@
-"""The admin console under ``/admin/``: processes, forms and option scripts, the modeler, users.
+"""The admin console under ``/admin/``: processes, forms and option scripts, the modeler, users,
+stations.
 
 One blueprint for the admin user group; each page family lives in its own module and adds its
 routes to ``bp``. Every route is for role admin only.
@@ -14,7 +15,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 admin_only = role_required("admin")
 
 # The admin menu: (endpoint, label); an entry shows once its page module is registered.
-ADMIN_MENU = (("admin.index", "Processes, forms and options"), ("admin.users", "Users"))
+ADMIN_MENU = (("admin.index", "Processes, forms and options"), ("admin.users", "Users"),
+              ("admin.stations", "Stations"))
 
 
 @bp.context_processor
@@ -25,4 +27,12 @@ def _admin_menu() -> dict:
 
 
 # The page modules register their routes on ``bp`` when imported.
-from engine.web.admin import form_editor, modeler, option_editor, process_editor, users, versions  # noqa: E402,F401
+from engine.web.admin import (  # noqa: E402,F401
+    form_editor,
+    modeler,
+    option_editor,
+    process_editor,
+    stations,
+    users,
+    versions,
+)
