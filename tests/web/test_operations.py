@@ -200,6 +200,7 @@ def test_the_stations_page_lists_every_station(admin, services, beating, reviewi
     assert '<td data-label="Queue" class="num">0</td>' in mine
     assert ">Pause</button>" in mine
     assert "no heartbeat" in desk2 and "not answering" in desk2 and "pool east" in desk2
+    assert "badge running" not in desk2  # a station that does not answer is not shown as running
     assert "The printer is out of ribbon." in desk2 and " UTC" in desk2
     assert '<td data-label="Failed" class="num">1</td>' in desk2
     assert "no heartbeat" in desk3 and "pool west" in desk3
