@@ -70,11 +70,24 @@ def queue_depth(services: Services, pool: str) -> int | None:
         return None
 
 
-def read_stations(services: Services, session: Session, now: datetime | None = None) -> list[StationView]:
-    """Every station of the stations table and of ``settings.stations``, by name."""
+def read_stations(services: Services, now: datetime | None = None) -> list[StationView]:
+    """Every station of the stations table and of ``settings.stations``, by name.
+
+    The queues are asked after the transaction ends: a slow broker never holds a database lock.
+    """
     now = now or datetime.now(UTC)
-    limit = alive_within(services)
+    with unit_of_work(services.sessions) as session:
+        views = _station_views(services, session, now)
     depths: dict[str, int | None] = {}
+    for view in views:
+        if view.pool not in depths:
+            depths[view.pool] = queue_depth(services, view.pool)
+        view.queue_depth = depths[view.pool]
+    return views
+
+
+def _station_views(services: Services, session: Session, now: datetime) -> list[StationView]:
+    limit = alive_within(services)
     views: dict[str, StationView] = {}
     for row in session.scalars(select(StationStatus)):
         beat = _aware(row.heartbeat_at)
@@ -87,10 +100,6 @@ def read_stations(services: Services, session: Session, now: datetime | None = N
         if name not in views:
             views[name] = StationView(name, configured.pool, False, None, None, False, 0, 0, None, None,
                                       queue_depth=None, known=False)
-    for view in views.values():
-        if view.pool not in depths:
-            depths[view.pool] = queue_depth(services, view.pool)
-        view.queue_depth = depths[view.pool]
     return [views[name] for name in sorted(views)]
 
 
@@ -148,8 +157,7 @@ def healthz():
     stations: list[dict] = []
     if database["ok"]:
         try:
-            with unit_of_work(services_.sessions) as session:
-                views = read_stations(services_, session)
+            views = read_stations(services_)
         except Exception as error:
             log.warning("healthz: reading the stations failed: %s", error)
             database = {"ok": False, "error": f"the database did not answer ({type(error).__name__})"}
@@ -175,8 +183,8 @@ def healthz():
 
 def metrics_snapshot(services: Services) -> Snapshot:
     """The stations table, the pools' queues and the open orders, read at scrape time."""
+    views = read_stations(services)
     with unit_of_work(services.sessions) as session:
-        views = read_stations(services, session)
         orders_open = session.scalar(
             select(func.count()).select_from(Order).where(Order.status == "open")) or 0
     depths = {pool_queue(view.pool): view.queue_depth for view in views if view.queue_depth is not None}

@@ -28,8 +28,8 @@ PACE_MINUTES = 10
 def stations():
     """Every station of the stations table and of the settings, by name."""
     now = datetime.now(UTC)
+    views = read_stations(services(), now)
     with unit_of_work(services().sessions) as session:
-        views = read_stations(services(), session, now)
         since = now - timedelta(minutes=PACE_MINUTES)
         produced = dict(session.execute(
             select(ProductionAttempt.station, func.count()).where(
