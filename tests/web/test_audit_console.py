@@ -26,7 +26,7 @@ TRAIL = "/audit/"
 # Where an order waiting at "Review production" has been, in the shipped process.
 REACHED_REVIEW = ["StartEvent_Start", "Activity_OpenOrder", "Gateway_ToSearch", "Activity_SearchCards",
                   "Gateway_IssueOrCancel", "Activity_Reserve", "Gateway_Reserved", "Activity_SelectedCards",
-                  "Gateway_NextOrCancel", "Activity_Produce", "Gateway_ToReview"]
+                  "Gateway_NextOrCancel", "Activity_Produce", "Gateway_ToReview", "Event_CardsProduced"]
 # Recorded before any page script runs, so nothing the page does can hide a violation.
 RECORD_CSP = ("window.cspViolations = [];"
               "document.addEventListener('securitypolicyviolation',"
