@@ -131,7 +131,8 @@ class Runtime:
             except LeaseLost:
                 log.warning("instance %s: lease lost to another host; this host stopped", instance_id)
             except Exception as error:  # a handler or script failed: keep the last good state
-                log.exception("instance %s stopped on an error", instance_id)
+                log.exception("instance %s stopped on an error", instance_id,
+                              extra={"instance_id": instance_id})
                 self._mark_error(instance_id, _error_text(error), owner)
 
     def _catch_messages(self, instance_id: str, workflow, delivered: list[int]) -> bool:

@@ -196,7 +196,8 @@ def produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> str:
         except CardSdkError as failure:
             result, error = None, str(failure)
         except Exception as failure:  # a defect, not a card problem: the card fails, the order goes on
-            log.exception("producing card %s failed unexpectedly", claim.job.card_number)
+            log.exception("producing card %s failed unexpectedly", claim.job.card_number,
+                          extra=_log_ids(ctx, claim))
             result, error = None, f"Unexpected error in the station ({type(failure).__name__}); see the log."
     finally:
         beat.stop()
@@ -279,10 +280,18 @@ class _ClaimRenewal:
                         OrderCard.claim_token == self.claim.token, OrderCard.status == "claimed")
                         .values(claimed_until=utcnow() + timedelta(seconds=self.ctx.claim_seconds))).rowcount
                 if not renewed:
-                    log.warning("claim on card %s of order %s lost", self.claim.card_id, self.claim.order_id)
+                    log.warning("claim on card %s of order %s lost", self.claim.card_id, self.claim.order_id,
+                                extra=_log_ids(self.ctx, self.claim))
                     return
             except Exception:
-                log.exception("renewing the claim on card %s failed; retrying", self.claim.card_id)
+                log.exception("renewing the claim on card %s failed; retrying", self.claim.card_id,
+                              extra=_log_ids(self.ctx, self.claim))
+
+
+def _log_ids(ctx: ProductionContext, claim: Claim) -> dict:
+    """The ids a log line about a card carries (never its PIN or keys)."""
+    return {"order_id": claim.order_id, "card_id": claim.card_id, "station": ctx.station.name,
+            "instance_id": claim.instance_id}
 
 
 def _record_outcome(ctx: ProductionContext, claim: Claim, result, error: str | None) -> str:
@@ -322,6 +331,8 @@ def _record_outcome(ctx: ProductionContext, claim: Claim, result, error: str | N
                 outcome = "produced"
             _count_station(session, ctx, outcome, error)
             batch_done = _settle_one(session, ctx, order)
+    log.info("card %s of order %s: %s", claim.job.card_number, claim.order_id, outcome,
+             extra=_log_ids(ctx, claim))
     if outcome == "lost":
         drain_revocations(ctx)
     elif batch_done:
@@ -374,6 +385,9 @@ def reap_lapsed_claims(ctx: ProductionContext, limit: int = 50, previous_process
             item.status, item.claim_token = "failed", item.claim_token + 1
             item.claimed_by, item.claimed_until = None, None
             attempt = _latest_attempt(session, item.order_id, item.card_id)
+            log.warning("claim of %s on card %s of order %s lapsed; attempt interrupted", station,
+                        item.card_id, item.order_id,
+                        extra={"order_id": item.order_id, "card_id": item.card_id, "station": station})
             if attempt is not None and attempt.outcome == "started":
                 _interrupt(session, order, attempt, LAPSED.format(station=attempt.station or station),
                            order.created_by)
