@@ -245,3 +245,21 @@ def demo(ctx: click.Context, host: str, port: int, requested: int, pcsc: bool) -
                 # Shown once, on the terminal of whoever started the demo; stored only hashed.
                 click.echo(f"demo login: {name} / {password}")
     _serve(obj, host, port)
+
+
+@main.command()
+@click.option("--station", "station", required=True,
+              help="The station this process runs (a name of CARDFLOW_STATIONS_FILE).")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Threads producing cards and running engine steps at once.")
+@click.pass_obj
+def worker(obj: CliContext, station: str, concurrency: int) -> None:
+    """Run a station worker on the broker (CARDFLOW_BROKER_URL, default redis://127.0.0.1:6379/0)."""
+    from engine.station_worker import WorkerConfigError, run_worker
+
+    try:
+        code = run_worker(obj.settings, station, concurrency)
+    except WorkerConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if code:
+        sys.exit(code)
