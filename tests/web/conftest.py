@@ -1,6 +1,8 @@
 """Fixtures for the console tests: the app on the deployed test services, a client per role.
 
 CSRF protection stays on: every post carries the token parsed from the page, as a browser does.
+Every console test runs on SQLite and on PostgreSQL, as the integration tests do; the browser
+tests on SQLite only.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -22,11 +25,30 @@ from werkzeug.serving import make_server
 from engine.db import unit_of_work
 from engine.web.app import create_app
 from tasks.demo import add_requested_cards
+from tests.conftest import make_settings
 from tests.web.console_steps import issue, title
 
 PASSWORD = "correct-horse-battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 TASK_FORM = re.compile(r'<form method="post" action="([^"]+/tasks/[^"]+)" class="task-form">')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request, tmp_path):
+    """A fresh instance on SQLite, then on the CI PostgreSQL server (a schema of its own)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return make_settings(tmp_path / "instance", url)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The browser tests run on SQLite only: what they add over the console tests is the page's
+    own scripts, which do not depend on the database, and twice they would double the run."""
+    here = Path(__file__).parent
+    twice = [item for item in items if item.get_closest_marker("browser") and here in item.path.parents
+             and getattr(item, "callspec", None) and item.callspec.params.get("settings") == "postgres"]
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        items[:] = [item for item in items if item not in twice]
 
 
 @pytest.fixture
