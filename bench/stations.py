@@ -1,0 +1,137 @@
+"""Bench: one order of N cards produced by 1, 2 and 4 station workers, on Redis and on RabbitMQ,
+on PostgreSQL, with a simulated device time of 200 ms a card.
+
+Floor (issue 8): throughput scales at least 3.5x from 1 to 4 workers.
+Each worker is a separate ``cardflow worker --station wN --concurrency 1`` process; the time is
+from pressing Next (the cards are dispatched) to the order showing Review production. The
+columns after the speed-up say where a card's time goes: its attempt from claim to outcome (the
+device time plus encoding, printing and recording), and the mean CPU a card cost the workers.
+
+Run from the project root: .venv/bin/python -m bench.stations [--cards 60] [--workers 1 2 4]
+(PostgreSQL: CARDFLOW_BENCH_POSTGRES_URL, default the local test database; brokers:
+CARDFLOW_TEST_REDIS_URL and CARDFLOW_TEST_RABBITMQ_URL, default the local servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text
+
+from engine.celery_jobs import QUEUE_PREFIX_ENV
+from engine.db import unit_of_work
+from tasks.store import ProductionAttempt
+from tests.conftest import make_settings
+from tests.integration.flow import add_cards, order_id, settle, start
+from tests.integration.test_station_workers import (
+    BROKERS,
+    Workers,
+    complete,
+    delete_queues,
+    issue,
+    unique_prefix,
+    web_services,
+    write_stations,
+)
+
+POSTGRES_URL = os.environ.get("CARDFLOW_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEVICE_SECONDS = 0.2
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A private schema on the bench's PostgreSQL server, dropped afterwards."""
+    schema = f"bench{os.getpid()}_{os.urandom(4).hex()}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run_once(broker: str, workers: int, cards: int) -> dict:
+    """One order of ``cards`` cards on ``workers`` fresh worker processes; its measurements."""
+    prefix = unique_prefix()
+    os.environ[QUEUE_PREFIX_ENV] = prefix  # the web side's CeleryJobs reads it, as the workers do
+    with tempfile.TemporaryDirectory() as folder, postgres_schema() as url:
+        root = Path(folder)
+        settings = make_settings(root / "instance", url)
+        services = web_services(settings, BROKERS[broker])
+        names = [f"w{number}" for number in range(1, workers + 1)]
+        stations = write_stations(root / "stations.toml", names, DEVICE_SECONDS)
+        hosts = Workers(settings, BROKERS[broker], prefix, stations, root / "logs")
+        try:
+            hosts.start(*names)
+            add_cards(services, cards)
+            instance_id, task = start(services, user="bench")
+            task = issue(services, instance_id, task, cards)
+            pids = [process.pid for process in hosts.processes.values()]
+            cpu_before = cpu_seconds(pids)
+            began = time.perf_counter()
+            complete(services, instance_id, task, {"action": "next"})
+            task = settle(services, instance_id)
+            seconds = time.perf_counter() - began
+            cpu = cpu_seconds(pids) - cpu_before
+            assert task.bpmn_id == "Activity_Review", task.bpmn_id
+            with unit_of_work(services.sessions) as session:
+                attempts = session.scalars(select(ProductionAttempt).where(
+                    ProductionAttempt.order_id == order_id(services, instance_id))).all()
+            produced = [a for a in attempts if a.outcome == "produced"]
+            assert len(produced) == len(attempts) == cards, "a card was not produced exactly once"
+            per_station = {name: sum(a.station == name for a in produced) for name in names}
+            attempt_ms = 1000 * sum((a.finished_at - a.started_at).total_seconds() for a in produced) / cards
+        finally:
+            hosts.stop()
+            services.close()
+            delete_queues(BROKERS[broker], prefix, ["default"])
+    return {"seconds": seconds, "rate": cards / seconds, "attempt_ms": attempt_ms,
+            "cpu_ms": 1000 * cpu / cards, "spread": "/".join(str(per_station[n]) for n in names)}
+
+
+def main() -> None:
+    """Print one table: brokers x worker counts, cards per second and speed-up vs 1 worker."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cards", type=int, default=60)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--brokers", nargs="+", default=list(BROKERS), choices=list(BROKERS))
+    args = parser.parse_args()
+    rows = []
+    for broker in args.brokers:
+        base = None
+        for count in args.workers:
+            result = run_once(broker, count, args.cards)
+            base = base or result["rate"]
+            rows.append((broker, count, result, result["rate"] / base))
+    print(f"order of {args.cards} cards on PostgreSQL, device time {DEVICE_SECONDS * 1000:.0f} ms a card, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'broker':9s} {'workers':>7s} {'seconds':>8s} {'cards/s':>8s} {'speed-up':>8s} "
+          f"{'attempt ms':>10s} {'CPU ms/card':>11s}  cards per station")
+    for broker, count, result, ratio in rows:
+        print(f"{broker:9s} {count:7d} {result['seconds']:8.2f} {result['rate']:8.2f} {ratio:7.2f}x "
+              f"{result['attempt_ms']:10.0f} {result['cpu_ms']:11.0f}  {result['spread']}")
+    print("floor: 3.5x from 1 to 4 workers")
+
+
+if __name__ == "__main__":
+    main()
