@@ -120,6 +120,8 @@ def build_services(settings: Settings,
                       settings.sweep_seconds)
     services = Services(settings, db, sessions, registry, runtime, jobs, station, production, sweeper)
     if sweep:
+        if isinstance(jobs, InProcessJobs):  # this process is a station host: count from the first card
+            card_production.heartbeat(production)
         sweeper.start()
     return services
 

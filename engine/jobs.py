@@ -89,7 +89,8 @@ class InProcessJobs:
         except JobDeferred as deferred:
             threading.Timer(deferred.delay, self.external, (queue, kind, args)).start()
         except Exception:  # the job records its own failures; this is the last line
-            log.exception("job %s %s on queue %s failed", kind, args, queue)
+            log.exception("job %s on queue %s failed", kind, queue,
+                          extra={key: args[key] for key in ("order_id", "card_id") if key in args})
 
     def depth(self, queue: str) -> int | None:
         """Jobs queued and not started on ``queue``."""

@@ -129,7 +129,8 @@ class Runtime:
                         break
                 self._save(instance_id, workflow, owner=owner, delivered=delivered)
             except LeaseLost:
-                log.warning("instance %s: lease lost to another host; this host stopped", instance_id)
+                log.warning("instance %s: lease lost to another host; this host stopped", instance_id,
+                            extra={"instance_id": instance_id})
             except Exception as error:  # a handler or script failed: keep the last good state
                 log.exception("instance %s stopped on an error", instance_id,
                               extra={"instance_id": instance_id})
@@ -313,7 +314,8 @@ class Runtime:
                 session.add(AuditEvent(actor="runner", action="instance error", instance_id=instance_id,
                                        detail={"error": message}))
         except Exception:
-            log.exception("instance %s: its error could not be saved; the sweeper retries it", instance_id)
+            log.exception("instance %s: its error could not be saved; the sweeper retries it", instance_id,
+                          extra={"instance_id": instance_id})
 
     def stalled(self, older_than: float = 3.0, limit: int = 100) -> list[tuple[str, bool]]:
         """Running instances with engine steps due that no host holds: their host died between
