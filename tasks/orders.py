@@ -2,7 +2,10 @@
 
 Every function is idempotent for its order, so a step re-run after a crash changes nothing twice.
 The one-open-order rule is the ``reservations`` primary key; the checks here only turn a
-conflict into a message that names the card and the order holding it.
+conflict into a message that names the card and the order holding it. Selections, reservations
+and order cards are always written in card order, so orders racing for the same cards wait for
+one another instead of deadlocking; a deadlock PostgreSQL breaks anyway is tried again, and then
+told to the operator in words, never as the database's error.
 """
 
 from __future__ import annotations
