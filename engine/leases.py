@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,11 +59,18 @@ def _release(sessions: sessionmaker[Session], instance_id: str, owner: str) -> N
 
 
 @contextmanager
-def instance_lease(sessions: sessionmaker[Session], instance_id: str) -> Iterator[str]:
-    """Hold the instance's lease for the block, renewing it while the block runs long."""
+def instance_lease(sessions: sessionmaker[Session], instance_id: str, wait: float = 0.0) -> Iterator[str]:
+    """Hold the instance's lease for the block, renewing it while the block runs long.
+
+    ``wait``: how long to keep trying while another holds it (a person's request waits out an
+    engine step that is just ending, rather than being told to try again).
+    """
     owner = uuid.uuid4().hex
-    if not _take(sessions, instance_id, owner, fresh=True):
-        raise InstanceBusy(f"Order process {instance_id} is busy; try again in a moment.")
+    deadline = time.monotonic() + wait
+    while not _take(sessions, instance_id, owner, fresh=True):
+        if time.monotonic() >= deadline:
+            raise InstanceBusy(f"Order process {instance_id} is busy; try again in a moment.")
+        time.sleep(0.05)
     stop = threading.Event()
 
     def renew() -> None:

@@ -29,6 +29,10 @@ from engine.versions import current_definition, current_rows
 
 log = logging.getLogger(__name__)
 
+# A person's request waits this long for an engine step that holds the instance to end: the
+# page shows the next user task a moment before the host that saved it lets go.
+PERSON_WAIT_SECONDS = 3.0
+
 
 class RuntimeFailure(Exception):
     """An instance cannot do what was asked; the message says why and what to do."""
@@ -168,7 +172,7 @@ class Runtime:
     def cancel(self, instance_id: str, user: str) -> None:
         """End an instance that stopped on an error without running it further (a script that ran
         too long, a handler that keeps failing); the domain frees what it held. Audited."""
-        with instance_lease(self.sessions, instance_id):
+        with instance_lease(self.sessions, instance_id, wait=PERSON_WAIT_SECONDS):
             with unit_of_work(self.sessions) as session:
                 instance, definition = self._load_rows(session, instance_id)
                 if instance.status != "error":
@@ -208,7 +212,7 @@ class Runtime:
 
     def complete_task(self, instance_id: str, task_id: str, data: dict[str, Any], user: str) -> None:
         """Complete the ready user task ``task_id`` with validated form ``data``; queue the rest."""
-        with instance_lease(self.sessions, instance_id) as owner:
+        with instance_lease(self.sessions, instance_id, wait=PERSON_WAIT_SECONDS) as owner:
             with unit_of_work(self.sessions) as session:
                 instance, definition = self._load_rows(session, instance_id)
             workflow = self._workflow(instance, definition)
