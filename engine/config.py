@@ -132,7 +132,7 @@ class Settings:
         """Read settings from ``CARDFLOW_*`` environment variables with embedded defaults."""
         env = dict(os.environ if env is None else env)
         instance = Path(env.get("CARDFLOW_INSTANCE_PATH", PROJECT_ROOT / "instance")).resolve()
-        return cls(
+        settings = cls(
             instance_path=instance,
             database_url=env.get("CARDFLOW_DATABASE_URL", f"sqlite:///{instance / 'cardflow.db'}"),
             source_path=Path(env.get("CARDFLOW_SOURCE_PATH", PROJECT_ROOT)).resolve(),
@@ -157,6 +157,9 @@ class Settings:
             else {},
             claim_seconds=float(_count(env, "CARDFLOW_CLAIM_SECONDS", 15)),
         )
+        # This host's station, as the stations file describes it (pool, device time...).
+        settings.station = settings.stations.get(settings.station.name, settings.station)
+        return settings
 
     def ensure_instance(self) -> None:
         """Create the instance folder (0700: it holds the keys and the database) and, unless

@@ -1,0 +1,283 @@
+"""kill -9 and SIGSTOP of real processes in the middle of an order: a station worker killed at
+seeded random points of a 200-card order, a worker paused past its claim, the web server killed
+mid-production. No card is produced twice, none is lost, every interruption is recorded and
+audited, and no certificate of an interrupted attempt stays valid.
+
+``CARDFLOW_CRASH_SEED`` picks other kill points (the seed is printed when a test fails).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.celery_jobs import QUEUE_PREFIX_ENV
+from engine.db import unit_of_work
+from engine.runtime import Runtime
+from engine.store import AuditEvent
+from tasks import orders
+from tasks.cardsdk.records import IssuedCertificate
+from tasks.production import attempt_ref
+from tasks.store import Card, OrderCard, ProductionAttempt
+from tests.conftest import make_settings, start_services
+from tests.integration.flow import add_cards, order_id, start
+from tests.integration.test_station_workers import (
+    CARDFLOW,
+    REDIS_URL,
+    Workers,
+    complete,
+    delete_queues,
+    issue,
+    settle,
+    unique_prefix,
+    web_services,
+    write_stations,
+)
+
+SEED = int(os.environ.get("CARDFLOW_CRASH_SEED", "20261124"))
+CLAIM_SECONDS = "2"
+
+
+class CrashWorkers(Workers):
+    """Workers whose claims lapse after 2 s, so a takeover is quick enough for a test."""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "CARDFLOW_CLAIM_SECONDS": CLAIM_SECONDS}
+
+    def kill(self, station: str, how: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(station)
+        process.send_signal(how)
+        process.wait(10)
+
+
+@pytest.fixture
+def crash_cluster(tmp_path, postgres_url, monkeypatch):
+    """Web side and two stations, victim and survivor, on Redis and PostgreSQL."""
+    settings = make_settings(tmp_path / "instance", postgres_url)
+    prefix = unique_prefix()
+    monkeypatch.setenv(QUEUE_PREFIX_ENV, prefix)
+    services = web_services(settings, REDIS_URL)
+    stations = write_stations(tmp_path / "stations.toml", ["victim", "survivor"], device_seconds=0.2)
+    workers = CrashWorkers(settings, REDIS_URL, prefix, stations, tmp_path / "logs")
+    try:
+        yield services, workers
+    finally:
+        workers.stop()
+        services.close()
+        delete_queues(REDIS_URL, prefix, ["default"])
+
+
+def _start_order(services, cards: int) -> tuple[str, int]:
+    add_cards(services, cards)
+    instance_id, task = start(services)
+    task = issue(services, instance_id, task, cards)
+    assert task.bpmn_id == "Activity_SelectedCards"
+    complete(services, instance_id, task, {"action": "next"})
+    return instance_id, order_id(services, instance_id)
+
+
+def _repeat_failed_until_all_produced(services, instance_id: str, oid: int) -> None:
+    """Review production: the operator repeats the failed (interrupted) cards until none is left."""
+    for _round in range(10):
+        task = settle(services, instance_id)
+        assert task.bpmn_id == "Activity_Review"
+        with unit_of_work(services.sessions) as session:
+            failed = list(session.scalars(select(OrderCard.card_id).where(
+                OrderCard.order_id == oid, OrderCard.status == "failed")))
+            if not failed:
+                return
+            orders.request_repeat(session, oid, failed, {})
+        complete(services, instance_id, task, {"action": "repeat"})
+    raise AssertionError("cards still failed after 10 rounds of Repeat production")
+
+
+def _assert_every_card_once_and_every_interruption_recorded(services, oid: int, cards: int) -> int:
+    """The invariants after the crashes; returns how many attempts were interrupted."""
+    with unit_of_work(services.sessions) as session:
+        attempts = session.scalars(select(ProductionAttempt).where(ProductionAttempt.order_id == oid)).all()
+        produced = [a.card_id for a in attempts if a.outcome == "produced"]
+        assert sorted(produced) == list(range(1, cards + 1)), "a card produced twice or not at all"
+        assert {a.outcome for a in attempts} <= {"produced", "interrupted"}
+        interrupted = [a for a in attempts if a.outcome == "interrupted"]
+        assert all(a.error and "interrupted" in a.error and a.spoiled_at for a in interrupted)
+        audited = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.order_id == oid, AuditEvent.action == "attempt interrupted"))
+        assert audited == len(interrupted)
+        assert {card.state for card in session.scalars(select(Card))} == {"unassigned"}
+        valid = {ref: count for ref, count in session.execute(
+            select(IssuedCertificate.attempt_ref, func.count()).where(IssuedCertificate.revoked_at.is_(None))
+            .group_by(IssuedCertificate.attempt_ref))}
+    for attempt in interrupted:
+        ref = attempt_ref(oid, attempt.card_id, attempt.attempt)
+        assert ref not in valid, f"a spoiled card's certificate is valid: {ref}"
+    for attempt in attempts:
+        if attempt.outcome == "produced":
+            assert valid.get(attempt_ref(oid, attempt.card_id, attempt.attempt)) == 1
+    return len(interrupted)
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_at_20_random_points_of_a_200_card_order(crash_cluster):
+    services, workers = crash_cluster
+    rng, cards, kills = random.Random(SEED), 200, 0
+    workers.start("victim", "survivor")
+    instance_id, oid = _start_order(services, cards)
+    while kills < 20:
+        time.sleep(rng.uniform(0.05, 0.7))  # anywhere: mid-card, between cards, in an engine step
+        workers.kill("victim")
+        kills += 1
+        workers.start("victim")
+    assert settle(services, instance_id).bpmn_id == "Activity_Review", f"seed {SEED}"
+    interrupted_before_repeat = _assert_no_card_twice_so_far(services, oid)
+    _repeat_failed_until_all_produced(services, instance_id, oid)
+    interrupted = _assert_every_card_once_and_every_interruption_recorded(services, oid, cards)
+    assert interrupted == interrupted_before_repeat
+    assert interrupted >= 5, f"seed {SEED}: only {interrupted} kills fell mid-card"
+
+
+def _assert_no_card_twice_so_far(services, oid: int) -> int:
+    with unit_of_work(services.sessions) as session:
+        produced = list(session.scalars(select(ProductionAttempt.card_id).where(
+            ProductionAttempt.order_id == oid, ProductionAttempt.outcome == "produced")))
+        interrupted = session.scalar(select(func.count()).select_from(ProductionAttempt).where(
+            ProductionAttempt.order_id == oid, ProductionAttempt.outcome == "interrupted"))
+    assert len(produced) == len(set(produced))
+    return interrupted
+
+
+@pytest.mark.postgres
+def test_a_worker_paused_past_its_claim_records_nothing_when_it_wakes(crash_cluster):
+    services, workers = crash_cluster
+    cards = 20
+    workers.start("victim", "survivor")
+    instance_id, oid = _start_order(services, cards)
+    held = _wait_for_claim(services, oid, "victim@")
+    workers.processes["victim"].send_signal(signal.SIGSTOP)  # paused mid-card: no renewals
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _status(services, oid, held) != "failed":
+            time.sleep(0.2)
+        assert _status(services, oid, held) == "failed", "the survivor did not take the card over"
+    finally:
+        workers.processes["victim"].send_signal(signal.SIGCONT)
+    assert settle(services, instance_id).bpmn_id == "Activity_Review"
+    time.sleep(3)  # the woken worker finishes its card and tries to record it: refused
+    _repeat_failed_until_all_produced(services, instance_id, oid)
+    assert _assert_every_card_once_and_every_interruption_recorded(services, oid, cards) >= 1
+    with unit_of_work(services.sessions) as session:
+        first = session.scalar(select(ProductionAttempt).where(
+            ProductionAttempt.order_id == oid, ProductionAttempt.card_id == held,
+            ProductionAttempt.attempt == 1))
+    assert first.outcome == "interrupted" and first.station == "victim"
+
+
+def _wait_for_claim(services, oid: int, worker_prefix: str) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with unit_of_work(services.sessions) as session:
+            card = session.scalar(select(OrderCard.card_id).where(
+                OrderCard.order_id == oid, OrderCard.status == "claimed",
+                OrderCard.claimed_by.startswith(worker_prefix)))
+        if card is not None:
+            return card
+        time.sleep(0.02)
+    raise AssertionError(f"no card claimed by {worker_prefix}")
+
+
+def _status(services, oid: int, card_id: int) -> str:
+    with unit_of_work(services.sessions) as session:
+        return session.get(OrderCard, (oid, card_id)).status
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_web_server_killed_mid_production_resumes_the_order_when_restarted(tmp_path):
+    """The embedded default: `cardflow run` is the only host (in-process runner and station)."""
+    settings = make_settings(tmp_path / "instance")
+    services = start_services(settings)
+    services.close()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CARDFLOW_")}
+    env.update(CARDFLOW_DATABASE_URL=settings.database_url,
+               CARDFLOW_INSTANCE_PATH=str(settings.instance_path),
+               CARDFLOW_CA_PASSPHRASE=settings.ca_passphrase, CARDFLOW_SECRET_KEY=settings.secret_key,
+               CARDFLOW_ORGANISATION=settings.organisation, CARDFLOW_STATIONS_FILE=str(
+                   write_stations(tmp_path / "stations.toml", ["virtual"], device_seconds=0.05)))
+    port = _free_port()
+
+    def serve() -> subprocess.Popen:
+        server = subprocess.Popen([str(CARDFLOW), "run", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return server
+            except OSError:
+                time.sleep(0.1)
+        server.kill()
+        raise AssertionError("cardflow run did not start")
+
+    # This test process only records what the console would (no runner of its own): the
+    # server's sweeper runs every engine step, as it does for a step whose host died.
+    from engine import bootstrap
+
+    local = bootstrap.build_services(settings, sweep=False)
+    console = Runtime(local.sessions, local.registry, lambda _instance_id: None)
+    local.runtime = console
+    server = serve()
+    try:
+        cards = 60
+        add_cards(local, cards)
+        instance_id = console.start("TempCardsBoProcIssueMultiple", "op")
+        task = _wait_task(console, instance_id, "Activity_SearchCards")
+        with unit_of_work(local.sessions) as session:
+            count = orders.stage_selection(session, order_id(local, instance_id),
+                                           card_ids=list(range(1, cards + 1)))
+        console.complete_task(instance_id, task.task_id,
+                              {"action": "issue", "selection": {"selected": count}}, "op")
+        task = _wait_task(console, instance_id, "Activity_SelectedCards")
+        console.complete_task(instance_id, task.task_id, {"action": "next"}, "op")
+        oid = order_id(local, instance_id)
+        _wait_for_claim(local, oid, "virtual@")
+        time.sleep(0.5)
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        server = serve()
+        task = _wait_task(console, instance_id, "Activity_Review", timeout=90)
+        with unit_of_work(local.sessions) as session:
+            produced = list(session.scalars(select(ProductionAttempt.card_id).where(
+                ProductionAttempt.order_id == oid, ProductionAttempt.outcome == "produced")))
+            left = session.scalar(select(func.count()).select_from(OrderCard).where(
+                OrderCard.order_id == oid, OrderCard.status.in_(("pending", "claimed"))))
+        assert len(produced) == len(set(produced)) and left == 0
+        assert 0 < len(produced) <= cards
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        local.close()
+
+
+def _wait_task(runtime: Runtime, instance_id: str, bpmn_id: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = runtime.view(instance_id)
+        assert view.status != "error", view.error
+        task = runtime.ready_task(instance_id)
+        if task is not None and task.bpmn_id == bpmn_id:
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"{bpmn_id} not reached; the order is {runtime.view(instance_id)}")
