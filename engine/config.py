@@ -122,8 +122,9 @@ class Settings:
     broker_url: str | None = None
     # Every station the installation has, by name (CARDFLOW_STATIONS_FILE); `station` is this host's.
     stations: dict[str, StationSettings] = field(default_factory=dict)
-    # A card claim lapses this long after its worker last renewed it (killed, paused, cut off).
-    claim_seconds: float = 15.0
+    # A card claim lapses this long after its worker last renewed it (killed, paused, cut off);
+    # renewed every quarter of it, so a live worker never loses it to a hiccup of a second or two.
+    claim_seconds: float = 6.0
     # How often every host sweeps: lapsed claims, stalled instances, revocations, lost jobs.
     sweep_seconds: float = 2.0
 
@@ -155,7 +156,7 @@ class Settings:
             broker_url=env.get("CARDFLOW_BROKER_URL") or None,
             stations=load_stations(Path(env["CARDFLOW_STATIONS_FILE"])) if env.get("CARDFLOW_STATIONS_FILE")
             else {},
-            claim_seconds=float(_count(env, "CARDFLOW_CLAIM_SECONDS", 15)),
+            claim_seconds=float(_count(env, "CARDFLOW_CLAIM_SECONDS", 6)),
         )
         # This host's station, as the stations file describes it (pool, device time...).
         settings.station = settings.stations.get(settings.station.name, settings.station)

@@ -50,7 +50,7 @@ LAPSED = ("Production was interrupted: station {station} stopped answering mid-c
 # The message the process's catch event waits for, and the job kind the stations run.
 CARDS_PRODUCED = "cards produced"
 PRODUCE_CARD = "produce card"
-CLAIM_SECONDS = 15.0
+CLAIM_SECONDS = 6.0
 
 Enqueue = Callable[[str, str, dict], None]  # (queue, kind, args)
 PostMessage = Callable[[Session, str, str, dict], None]  # (session, instance id, name, payload)
