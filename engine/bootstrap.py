@@ -30,7 +30,7 @@ from engine.runner import Runner
 from engine.runtime import Runtime, post_message
 from engine.services import ServiceRegistry
 from engine.store import Base as EngineBase
-from engine.store import Instance
+from engine.store import Instance, utcnow
 from engine.sweeper import Sweeper
 from engine.web.widgets_cards import register_card_widgets
 from tasks import production as card_production
@@ -142,7 +142,10 @@ def instance_idle(sessions: sessionmaker[Session], instance_id: str) -> bool:
     """Whether the instance waits for a person or has ended (nothing for a job host to do)."""
     with unit_of_work(sessions) as session:
         row = session.get(Instance, instance_id)
-        return row is None or row.status != "running" or row.waiting_for == "user"
+        if row is None or row.status != "running":
+            return True
+        # The host that saved the user task lets go of the lease a moment later.
+        return row.waiting_for == "user" and (row.locked_by is None or row.locked_until < utcnow())
 
 
 def sweeps(runtime: Runtime, production: ProductionContext, jobs, station_host: bool) -> dict:

@@ -157,6 +157,7 @@ class Settings:
             stations=load_stations(Path(env["CARDFLOW_STATIONS_FILE"])) if env.get("CARDFLOW_STATIONS_FILE")
             else {},
             claim_seconds=float(_count(env, "CARDFLOW_CLAIM_SECONDS", 6)),
+            sweep_seconds=float(_count(env, "CARDFLOW_SWEEP_SECONDS", 2)),
         )
         # This host's station, as the stations file describes it (pool, device time...).
         settings.station = settings.stations.get(settings.station.name, settings.station)

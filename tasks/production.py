@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.cards import CardState
@@ -429,9 +429,12 @@ def redispatch_lost_jobs(ctx: ProductionContext, queue_depth: Callable[[str], in
             or_(Order.dispatched_at.is_(None),
                 Order.dispatched_at < now - timedelta(seconds=quiet_seconds)))).all()
         resend: list[tuple[str, int, int]] = []
+        # A paused station holds its deferred jobs itself: its pool's queue looks empty.
+        paused_pools = set(session.scalars(select(StationStatus.pool).group_by(StationStatus.pool)
+                                           .having(func.min(case((StationStatus.paused, 1), else_=0)) == 1)))
         for order in orders:
             queue = pool_queue(order.station_pool)
-            if queue_depth(queue) != 0:
+            if order.station_pool in paused_pools or queue_depth(queue) != 0:
                 continue
             pending = session.scalars(select(OrderCard.card_id).where(
                 OrderCard.order_id == order.id, OrderCard.status == "pending")

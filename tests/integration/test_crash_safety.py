@@ -240,3 +240,24 @@ def test_a_raw_database_error_never_reaches_the_operator(services, monkeypatch):
     assert view.status == "error"
     assert "INSERT" not in view.error and "123456" not in view.error and "reservations" not in view.error
     assert view.error == runtime_module.DATABASE_TROUBLE.format(kind="deadlock")
+
+
+def test_jobs_a_broker_lost_are_sent_again_but_not_to_a_paused_pool(services):
+    from tasks.store import StationStatus
+
+    oid = _reserved_order(services, 3)
+    with unit_of_work(services.sessions) as session:
+        session.execute(update(Order).where(Order.id == oid).values(
+            dispatched_at=utcnow() - timedelta(seconds=60)))
+    sent: list[tuple[str, str, dict]] = []
+    ctx = replace(services.production, enqueue=lambda *job: sent.append(job))
+    assert production.redispatch_lost_jobs(ctx, lambda _queue: 4) == 0  # jobs still queued
+    with unit_of_work(services.sessions) as session:
+        session.execute(update(StationStatus).values(paused=True))
+    assert production.redispatch_lost_jobs(ctx, lambda _queue: 0) == 0  # the paused station holds them
+    with unit_of_work(services.sessions) as session:
+        session.execute(update(StationStatus).values(paused=False))
+    assert production.redispatch_lost_jobs(ctx, lambda _queue: 0) == 3  # the queue lost them
+    expected = [{"order_id": oid, "card_id": card} for card in (1, 2, 3)]
+    assert [args for _queue, _kind, args in sent] == expected
+    assert production.redispatch_lost_jobs(ctx, lambda _queue: 0) == 0  # not again at once

@@ -16,15 +16,16 @@ import subprocess
 import time
 
 import pytest
+from kombu import Connection
 from sqlalchemy import func, select
 
-from engine.celery_jobs import QUEUE_PREFIX_ENV
+from engine.celery_jobs import QUEUE_PREFIX_ENV, broker_queue
 from engine.db import unit_of_work
 from engine.runtime import Runtime
 from engine.store import AuditEvent
 from tasks import orders
 from tasks.cardsdk.records import IssuedCertificate
-from tasks.production import attempt_ref
+from tasks.production import attempt_ref, pool_queue
 from tasks.store import Card, OrderCard, ProductionAttempt
 from tests.conftest import make_settings, start_services
 from tests.integration.flow import add_cards, order_id, start
@@ -281,3 +282,30 @@ def _wait_task(runtime: Runtime, instance_id: str, bpmn_id: str, timeout: float 
             return task
         time.sleep(0.1)
     raise AssertionError(f"{bpmn_id} not reached; the order is {runtime.view(instance_id)}")
+
+
+@pytest.mark.postgres
+def test_a_broker_restart_that_lost_every_queued_job_loses_no_card(crash_cluster, tmp_path):
+    """Redis here keeps nothing on disk: a restart empties its queues. The jobs are gone, the
+    cards are not: a sweeper sees the pool's queue empty while cards wait, and sends their jobs
+    again."""
+    services, workers = crash_cluster
+    # A station of another pool runs the engine steps; the order's pool has no station yet.
+    workers.stations_file.write_text(workers.stations_file.read_text()
+                                     + '[[station]]\nname = "spare"\npool = "spare"\n')
+    workers.start("spare")
+    cards = 12
+    instance_id, oid = _start_order(services, cards)
+    deadline = time.monotonic() + 10
+    while services.runner.depth(pool_queue("default")) != cards and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert services.runner.depth(pool_queue("default")) == cards  # the jobs wait in Redis
+    with Connection(REDIS_URL) as connection:
+        broker_queue(pool_queue("default"), os.environ[QUEUE_PREFIX_ENV])(connection.channel()).purge()
+    assert services.runner.depth(pool_queue("default")) == 0
+    workers.start("survivor")
+    assert settle(services, instance_id).bpmn_id == "Activity_Review"
+    with unit_of_work(services.sessions) as session:
+        produced = sorted(session.scalars(select(ProductionAttempt.card_id).where(
+            ProductionAttempt.order_id == oid, ProductionAttempt.outcome == "produced")))
+    assert produced == list(range(1, cards + 1))
