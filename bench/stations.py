@@ -33,7 +33,7 @@ from engine.db import unit_of_work
 from tasks.store import ProductionAttempt
 from tests.conftest import make_settings
 from tests.integration.flow import add_cards, order_id, settle, start
-from tests.integration.test_station_workers import (
+from tests.integration.workers import (
     BROKERS,
     Workers,
     complete,

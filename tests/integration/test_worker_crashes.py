@@ -28,15 +28,14 @@ from tasks.cardsdk.records import IssuedCertificate
 from tasks.production import attempt_ref, pool_queue
 from tasks.store import Card, OrderCard, ProductionAttempt
 from tests.conftest import make_settings, start_services
-from tests.integration.flow import add_cards, order_id, start
-from tests.integration.test_station_workers import (
+from tests.integration.flow import add_cards, order_id, settle, start
+from tests.integration.workers import (
     CARDFLOW,
     REDIS_URL,
     Workers,
     complete,
     delete_queues,
     issue,
-    settle,
     unique_prefix,
     web_services,
     write_stations,
