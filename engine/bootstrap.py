@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import tasks.cardsdk.records  # noqa: F401  (registers the Card SDK's tables on the metadata)
@@ -120,8 +120,6 @@ def build_services(settings: Settings,
                       settings.sweep_seconds)
     services = Services(settings, db, sessions, registry, runtime, jobs, station, production, sweeper)
     if sweep:
-        if isinstance(jobs, InProcessJobs):  # this process is a station host: count from the first card
-            card_production.heartbeat(production)
         sweeper.start()
     return services
 
@@ -141,11 +139,13 @@ def external_jobs(production: ProductionContext) -> dict[str, Callable[[dict], N
 def instance_idle(sessions: sessionmaker[Session], instance_id: str) -> bool:
     """Whether the instance waits for a person or has ended (nothing for a job host to do)."""
     with unit_of_work(sessions) as session:
-        row = session.get(Instance, instance_id)
-        if row is None or row.status != "running":
-            return True
-        # The host that saved the user task lets go of the lease a moment later.
-        return row.waiting_for == "user" and (row.locked_by is None or row.locked_until < utcnow())
+        row = session.execute(select(Instance.status, Instance.waiting_for,
+                                     or_(Instance.locked_by.is_(None), Instance.locked_until < utcnow()))
+                              .where(Instance.id == instance_id)).first()
+    if row is None or row[0] != "running":
+        return True
+    # The host that saved the user task lets go of the lease a moment later.
+    return row[1] == "user" and bool(row[2])
 
 
 def sweeps(runtime: Runtime, production: ProductionContext, jobs, station_host: bool) -> dict:

@@ -355,7 +355,13 @@ def _count_station(session: Session, ctx: ProductionContext, outcome: str, error
     values: dict = ({"cards_produced": StationStatus.cards_produced + 1} if outcome == "produced"
                     else {"cards_failed": StationStatus.cards_failed + 1, "last_error": error,
                           "last_error_at": utcnow()})
-    session.execute(update(StationStatus).where(StationStatus.name == ctx.station.name).values(**values))
+    counted = session.execute(update(StationStatus).where(StationStatus.name == ctx.station.name)
+                              .values(**values)).rowcount
+    if not counted:  # the station's first card, before its first heartbeat
+        session.add(StationStatus(name=ctx.station.name, pool=ctx.pool, paused=False, worker=ctx.worker,
+                                  heartbeat_at=utcnow(), cards_produced=int(outcome == "produced"),
+                                  cards_failed=int(outcome != "produced"),
+                                  last_error=error if outcome != "produced" else None))
 
 
 # -- what every host's sweeper does ------------------------------------------------------------

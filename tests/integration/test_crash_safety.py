@@ -246,6 +246,7 @@ def test_jobs_a_broker_lost_are_sent_again_but_not_to_a_paused_pool(services):
     from tasks.store import StationStatus
 
     oid = _reserved_order(services, 3)
+    production.heartbeat(services.production)  # the pool's one station
     with unit_of_work(services.sessions) as session:
         session.execute(update(Order).where(Order.id == oid).values(
             dispatched_at=utcnow() - timedelta(seconds=60)))
