@@ -9,6 +9,10 @@ PORT ?= 5000
 # The tests need a PostgreSQL server; by default the local one (trust auth, database test).
 export CARDFLOW_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
+# Tests mostly wait (on engines, workers, browsers): three at a time use the two cores; the
+# pcscd tests take turns through a lock file (tests/conftest.py). PYTEST_WORKERS= runs one by one.
+PYTEST_WORKERS ?= -n 3
+
 .PHONY: setup system-packages demo test lint
 
 system-packages:
@@ -42,7 +46,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check engine tasks tests bench
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check engine tasks tests bench

@@ -6,7 +6,9 @@ configuration through ``Settings``, never by patching globals.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,11 +73,19 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def pcsc_testbed(tmp_path_factory) -> Iterator[PcscTestbed]:
-    """pcscd (started when none runs) and the virtual card process, for one test module."""
-    bed = PcscTestbed(tmp_path_factory.mktemp("pcscd"))
-    bed.start()
-    yield bed
-    bed.stop()
+    """pcscd (started when none runs) and the virtual card process, for one test module.
+
+    A machine has one pcscd and one vpcd port: test modules that use them take a lock file in
+    turn, whichever pytest worker (make test runs -n 3) or pytest run they belong to.
+    """
+    with open(Path(tempfile.gettempdir()) / "cardflow-pcscd-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        bed = PcscTestbed(tmp_path_factory.mktemp("pcscd"))
+        bed.start()
+        try:
+            yield bed
+        finally:
+            bed.stop()
 
 
 @pytest.fixture

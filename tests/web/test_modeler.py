@@ -162,6 +162,7 @@ def test_the_shipped_process_opens_in_the_modeler_with_everything_local(admin):
     expect(page).to_have_title("Edit process Issue multiple temporary cards - cardflow")
     expect(page.get_by_role("link", name="Raw XML")).to_have_attribute(
         "href", f"/admin/processes/{PROCESS}/xml?version=1")
+    page.wait_for_load_state("networkidle")  # the icon font comes once the diagram is drawn
     served = {path: kind.split(";")[0] for path, kind in admin.content_types.items() if "/bpmn-js/" in path}
     prefix = f"/bpmn-js/{installed_version()}/"
     assert served == {prefix + name: kind for name, kind in FILES.items()
