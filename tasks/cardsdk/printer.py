@@ -45,34 +45,60 @@ class PrintedCard:
     pdf: Path
 
 
-def render_front(job: CardJob) -> Image.Image:
-    """Organisation, TEMPORARY CARD, card number and valid-until date."""
+@lru_cache(maxsize=32)
+def _front_template(organisation: str) -> Image.Image:
+    """What every front of ``organisation`` shares, drawn once (rendering is on the per-card path)."""
     image = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(image)
-    width, height = SIZE
+    width, _height = SIZE
     draw.rectangle((0, 0, width, 110), fill=(20, 60, 120))
-    draw.text((40, 55), job.organisation, font=_font(44, bold=True), fill="white", anchor="lm")
+    draw.text((40, 55), organisation, font=_font(44, bold=True), fill="white", anchor="lm")
     draw.text((width // 2, 250), "TEMPORARY CARD", font=_font(86, bold=True), fill=(170, 20, 20), anchor="mm")
     draw.text((40, 420), "Card number", font=_font(30), fill=(90, 90, 90), anchor="lm")
-    draw.text((40, 470), job.card_number, font=_font(52, bold=True), fill="black", anchor="lm")
     draw.text((40, 550), "Valid until", font=_font(30), fill=(90, 90, 90), anchor="lm")
+    return image
+
+
+def render_front(job: CardJob) -> Image.Image:
+    """Organisation, TEMPORARY CARD, card number and valid-until date."""
+    image = _front_template(job.organisation).copy()
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 470), job.card_number, font=_font(52, bold=True), fill="black", anchor="lm")
     draw.text((40, 595), job.valid_until.isoformat(), font=_font(46, bold=True), fill="black", anchor="lm")
     return image
 
 
-def render_back(job: CardJob) -> Image.Image:
-    """A QR code of the card number, the number in clear, and where to return the card."""
+@lru_cache(maxsize=32)
+def _back_template(organisation: str) -> Image.Image:
+    """Where to return the card: the same on every back of ``organisation``."""
     image = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(image)
-    code = qrcode.QRCode(border=2, box_size=10, error_correction=qrcode.constants.ERROR_CORRECT_M)
-    code.add_data(job.card_number)
-    code.make(fit=True)
-    qr = code.make_image(fill_color="black", back_color="white").get_image().convert("RGB")
-    qr = qr.resize((420, 420), Image.Resampling.NEAREST)
-    image.paste(qr, (40, (SIZE[1] - 420) // 2))
-    draw.text((500, 250), job.card_number, font=_font(44, bold=True), fill="black", anchor="lm")
     draw.text((500, 330), "If found, please return to", font=_font(28), fill=(90, 90, 90), anchor="lm")
-    draw.text((500, 370), job.organisation, font=_font(28), fill=(90, 90, 90), anchor="lm")
+    draw.text((500, 370), organisation, font=_font(28), fill=(90, 90, 90), anchor="lm")
+    return image
+
+
+def qr_image(data: str, size: int = 420) -> Image.Image:
+    """The QR code of ``data`` as a ``size`` square, built from its module matrix in one go.
+
+    A fixed mask pattern spares the eight trial encodings the library does to pick one (any mask
+    is valid; scanners read them all).
+    """
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0)
+    code.add_data(data)
+    code.make(fit=True)
+    matrix = code.get_matrix()
+    modules = Image.frombytes("L", (len(matrix), len(matrix)),
+                              bytes(0 if dark else 255 for row in matrix for dark in row))
+    return modules.resize((size, size), Image.Resampling.NEAREST)
+
+
+def render_back(job: CardJob) -> Image.Image:
+    """A QR code of the card number, the number in clear, and where to return the card."""
+    image = _back_template(job.organisation).copy()
+    image.paste(qr_image(job.card_number), (40, (SIZE[1] - 420) // 2))
+    ImageDraw.Draw(image).text((500, 250), job.card_number, font=_font(44, bold=True), fill="black",
+                               anchor="lm")
     return image
 
 
