@@ -192,15 +192,14 @@ class CeleryJobs:
         self.close()
 
 
-def worker_app(services) -> Celery:
+def worker_app(services, handlers: dict) -> Celery:
     """The Celery app of a station worker: the task bodies bound to ``services`` (built with
-    ``in_process=False``, so the next jobs they cause go to the broker too)."""
-    from engine.bootstrap import external_jobs
+    ``in_process=False``, so the next jobs they cause go to the broker too) and the external
+    job ``handlers`` by kind (the composition root's ``external_jobs``)."""
     from engine.jobs import JobDeferred
     from engine.leases import InstanceBusy
 
     app = make_app(services.settings.broker_url)
-    handlers = external_jobs(services.production)
 
     @app.task(name=ADVANCE, bind=True, max_retries=ADVANCE_RETRIES)
     def advance(self, instance_id: str) -> None:

@@ -57,7 +57,7 @@ def run_worker(settings: Settings, station: str, concurrency: int = 1) -> int:
         services.sweeper = Sweeper(bootstrap.sweeps(services.runtime, services.production, jobs,
                                                     station_host=True), settings.sweep_seconds)
         services.sweeper.start()
-        app = worker_app(services)
+        app = worker_app(services, bootstrap.external_jobs(services.production))
         queues = [jobs.queue(production.pool_queue(settings.station.pool)), jobs.queue(ENGINE_QUEUE)]
         app.conf.task_queues = queues
         name = bootstrap.worker_id(settings.station.name)
