@@ -429,25 +429,28 @@ def redispatch_lost_jobs(ctx: ProductionContext, queue_depth: Callable[[str], in
     wait (a broker restart without persistence lost them): a duplicate job only finds its card
     taken, so re-sending is safe."""
     now = utcnow()
-    with ctx.sessions.begin() as session:
-        orders = session.scalars(select(Order).where(
+    with ctx.sessions() as session:
+        waiting = session.execute(select(Order.id, Order.station_pool).where(
             Order.status == "open", Order.cards_outstanding > 0,
             or_(Order.dispatched_at.is_(None),
                 Order.dispatched_at < now - timedelta(seconds=quiet_seconds)))).all()
-        resend: list[tuple[str, int, int]] = []
         # A paused station holds its deferred jobs itself: its pool's queue looks empty.
         paused_pools = set(session.scalars(select(StationStatus.pool).group_by(StationStatus.pool)
                                            .having(func.min(case((StationStatus.paused, 1), else_=0)) == 1)))
-        for order in orders:
-            queue = pool_queue(order.station_pool)
-            if order.station_pool in paused_pools or queue_depth(queue) != 0:
+    # The broker is asked with no transaction open: a slow broker must not hold a database lock.
+    pools = {pool for _order_id, pool in waiting if pool not in paused_pools}
+    empty = {pool for pool in pools if queue_depth(pool_queue(pool)) == 0}
+    resend: list[tuple[str, int, int]] = []
+    with ctx.sessions.begin() as session:
+        for order_id, pool in waiting:
+            if pool not in empty:
                 continue
             pending = session.scalars(select(OrderCard.card_id).where(
-                OrderCard.order_id == order.id, OrderCard.status == "pending")
+                OrderCard.order_id == order_id, OrderCard.status == "pending")
                 .order_by(OrderCard.card_id)).all()
             if pending:
-                order.dispatched_at = now
-                resend.extend((queue, order.id, card_id) for card_id in pending)
+                session.execute(update(Order).where(Order.id == order_id).values(dispatched_at=now))
+                resend.extend((pool_queue(pool), order_id, card_id) for card_id in pending)
     for queue, order_id, card_id in resend:
         ctx.enqueue(queue, PRODUCE_CARD, {"order_id": order_id, "card_id": card_id})
     return len(resend)
