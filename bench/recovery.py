@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -35,8 +33,8 @@ from tasks.store import OrderCard, ProductionAttempt
 from tests.conftest import make_settings, start_services
 from tests.integration.flow import add_cards, order_id, start
 from tests.integration.workers import (
-    CARDFLOW,
     REDIS_URL,
+    WebServer,
     Workers,
     complete,
     delete_queues,
@@ -134,39 +132,15 @@ def worker_kills(folder: Path, kills: int) -> list[tuple[float, float]]:
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def web_server_restart(folder: Path) -> tuple[float, float, float]:
     """(restart -> answering, restart -> interrupted card taken over, restart -> next card)."""
     settings = make_settings(folder / "web" / "instance")
     start_services(settings).close()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CARDFLOW_")}
-    env.update(CARDFLOW_DATABASE_URL=settings.database_url,
-               CARDFLOW_INSTANCE_PATH=str(settings.instance_path),
-               CARDFLOW_CA_PASSPHRASE=settings.ca_passphrase, CARDFLOW_SECRET_KEY=settings.secret_key,
-               CARDFLOW_STATIONS_FILE=str(write_stations(folder / "web-stations.toml", ["virtual"], 0.3)))
-    port = _free_port()
-
-    def answering() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    def serve() -> subprocess.Popen:
-        return subprocess.Popen([str(CARDFLOW), "run", "--port", str(port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
+    server = WebServer(settings, write_stations(folder / "web-stations.toml", ["virtual"], 0.3))
     local = bootstrap.build_services(settings, sweep=False)
     console = Runtime(local.sessions, local.registry, lambda _instance_id: None)
-    server = serve()
+    server.start()
     try:
-        _until(answering, 30)
         add_cards(local, 40)
         instance_id = console.start("TempCardsBoProcIssueMultiple", "bench")
         _until(lambda: console.ready_task(instance_id) is not None, 30)
@@ -181,22 +155,16 @@ def web_server_restart(folder: Path) -> tuple[float, float, float]:
         oid = order_id(local, instance_id)
         _until(lambda: _finished(local.sessions, oid) >= 3, 60)
         card = _claimed_by(local.sessions, oid, "virtual@")
-        server.send_signal(signal.SIGKILL)
-        server.wait()
+        server.kill()
         done_before = _finished(local.sessions, oid)
         restarted = time.monotonic()
-        server = serve()
-        up = _until(answering, 30)
+        up = server.start()
         _until(lambda: card is None or _status(local.sessions, oid, card) == "failed", 60)
         taken_over = time.monotonic() - restarted
         _until(lambda: _finished(local.sessions, oid) > done_before, 60)
         return up, taken_over, time.monotonic() - restarted
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
         local.close()
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
-import subprocess
 import time
 
 import pytest
@@ -30,8 +28,8 @@ from tasks.store import Card, OrderCard, ProductionAttempt
 from tests.conftest import make_settings, start_services
 from tests.integration.flow import add_cards, order_id, settle, start
 from tests.integration.workers import (
-    CARDFLOW,
     REDIS_URL,
+    WebServer,
     Workers,
     complete,
     delete_queues,
@@ -196,38 +194,11 @@ def _status(services, oid: int, card_id: int) -> str:
         return session.get(OrderCard, (oid, card_id)).status
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_web_server_killed_mid_production_resumes_the_order_when_restarted(tmp_path):
     """The embedded default: `cardflow run` is the only host (in-process runner and station)."""
     settings = make_settings(tmp_path / "instance")
-    services = start_services(settings)
-    services.close()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CARDFLOW_")}
-    env.update(CARDFLOW_DATABASE_URL=settings.database_url,
-               CARDFLOW_INSTANCE_PATH=str(settings.instance_path),
-               CARDFLOW_CA_PASSPHRASE=settings.ca_passphrase, CARDFLOW_SECRET_KEY=settings.secret_key,
-               CARDFLOW_ORGANISATION=settings.organisation, CARDFLOW_STATIONS_FILE=str(
-                   write_stations(tmp_path / "stations.toml", ["virtual"], device_seconds=0.05)))
-    port = _free_port()
-
-    def serve() -> subprocess.Popen:
-        server = subprocess.Popen([str(CARDFLOW), "run", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return server
-            except OSError:
-                time.sleep(0.1)
-        server.kill()
-        raise AssertionError("cardflow run did not start")
-
+    start_services(settings).close()
+    server = WebServer(settings, write_stations(tmp_path / "stations.toml", ["virtual"], device_seconds=0.05))
     # This test process only records what the console would (no runner of its own): the
     # server's sweeper runs every engine step, as it does for a step whose host died.
     from engine import bootstrap
@@ -235,7 +206,7 @@ def test_the_web_server_killed_mid_production_resumes_the_order_when_restarted(t
     local = bootstrap.build_services(settings, sweep=False)
     console = Runtime(local.sessions, local.registry, lambda _instance_id: None)
     local.runtime = console
-    server = serve()
+    server.start()
     try:
         cards = 60
         add_cards(local, cards)
@@ -251,9 +222,8 @@ def test_the_web_server_killed_mid_production_resumes_the_order_when_restarted(t
         oid = order_id(local, instance_id)
         _wait_for_claim(local, oid, "virtual@")
         time.sleep(0.5)
-        server.send_signal(signal.SIGKILL)
-        server.wait(10)
-        server = serve()
+        server.kill()
+        server.start()
         task = _wait_task(console, instance_id, "Activity_Review", timeout=90)
         with unit_of_work(local.sessions) as session:
             produced = list(session.scalars(select(ProductionAttempt.card_id).where(
@@ -263,11 +233,7 @@ def test_the_web_server_killed_mid_production_resumes_the_order_when_restarted(t
         assert len(produced) == len(set(produced)) and left == 0
         assert 0 < len(produced) <= cards
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
         local.close()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -151,3 +152,61 @@ def submit_and_settle(services, instance_id, task, data):
     """Complete ``task`` and wait for the next user task (None when the instance ended)."""
     complete(services, instance_id, task, data)
     return settle(services, instance_id)
+
+
+class WebServer:
+    """``cardflow run`` on a free port: the embedded default, where the web server is the only
+    host (in-process runner and station), started, killed and started again like a real one."""
+
+    def __init__(self, settings: Settings, stations_file: Path):
+        self.port = _free_port()
+        self.env = {key: value for key, value in os.environ.items() if not key.startswith("CARDFLOW_")}
+        self.env.update(CARDFLOW_DATABASE_URL=settings.database_url,
+                        CARDFLOW_INSTANCE_PATH=str(settings.instance_path),
+                        CARDFLOW_CA_PASSPHRASE=settings.ca_passphrase,
+                        CARDFLOW_SECRET_KEY=settings.secret_key,
+                        CARDFLOW_ORGANISATION=settings.organisation,
+                        CARDFLOW_STATIONS_FILE=str(stations_file))
+        self.process: subprocess.Popen | None = None
+
+    def answering(self) -> bool:
+        """Whether the server accepts connections."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def start(self) -> float:
+        """Start the server; the seconds until it answers."""
+        began = time.monotonic()
+        self.process = subprocess.Popen([str(CARDFLOW), "run", "--port", str(self.port)], env=self.env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not self.answering():
+            if self.process.poll() is not None or time.monotonic() - began > READY_SECONDS:
+                self.process.kill()
+                raise AssertionError("cardflow run did not start")
+            time.sleep(0.05)
+        return time.monotonic() - began
+
+    def kill(self) -> None:
+        """kill -9."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
