@@ -30,7 +30,7 @@ from engine.db import unit_of_work
 from engine.runtime import Runtime
 from tasks import orders
 from tasks.store import OrderCard, ProductionAttempt
-from tests.conftest import make_settings, start_services
+from tests.conftest import make_settings, private_schema, start_services
 from tests.integration.flow import add_cards, order_id, start
 from tests.integration.workers import (
     REDIS_URL,
@@ -75,27 +75,13 @@ def _status(sessions, oid: int, card_id: int) -> str:
         return session.get(OrderCard, (oid, card_id)).status
 
 
-def _postgres_schema(url: str):
-    """A private schema on the bench's PostgreSQL server; returns (url, drop)."""
-    from sqlalchemy import create_engine, text
-
-    schema = f"bench_{os.getpid()}_{os.urandom(3).hex()}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{url}?options=-csearch_path%3D{schema}", drop
-
-
 def worker_kills(folder: Path, kills: int) -> list[tuple[float, float]]:
     """(kill -> next card finished elsewhere, kill -> victim's card taken over) per kill."""
-    url, drop = _postgres_schema(POSTGRES_URL)
-    settings = make_settings(folder / "instance", url)
+    with private_schema(POSTGRES_URL, "bench") as url:
+        return _kill_victim(make_settings(folder / "instance", url), folder, kills)
+
+
+def _kill_victim(settings, folder: Path, kills: int) -> list[tuple[float, float]]:
     prefix = unique_prefix()
     os.environ[QUEUE_PREFIX_ENV] = prefix
     services = web_services(settings, REDIS_URL)
@@ -128,7 +114,6 @@ def worker_kills(folder: Path, kills: int) -> list[tuple[float, float]]:
         workers.stop()
         services.close()
         delete_queues(REDIS_URL, prefix, ["default"])
-        drop()
     return results
 
 

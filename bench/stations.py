@@ -22,16 +22,14 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from engine.celery_jobs import QUEUE_PREFIX_ENV
 from engine.db import unit_of_work
 from tasks.store import ProductionAttempt
-from tests.conftest import make_settings
+from tests.conftest import make_settings, private_schema
 from tests.integration.flow import add_cards, order_id, settle, start
 from tests.integration.workers import (
     BROKERS,
@@ -64,26 +62,11 @@ def machine_ticks() -> tuple[int, int]:
     return sum(values) - values[3] - values[4], sum(values)  # idle and iowait are not busy
 
 
-@contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A private schema on the bench's PostgreSQL server, dropped afterwards."""
-    schema = f"bench{os.getpid()}_{os.urandom(4).hex()}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def run_once(broker: str, workers: int, cards: int, device_seconds: float = DEVICE_SECONDS) -> dict:
     """One order of ``cards`` cards on ``workers`` fresh worker processes; its measurements."""
     prefix = unique_prefix()
     os.environ[QUEUE_PREFIX_ENV] = prefix  # the web side's CeleryJobs reads it, as the workers do
-    with tempfile.TemporaryDirectory() as folder, postgres_schema() as url:
+    with tempfile.TemporaryDirectory() as folder, private_schema(POSTGRES_URL, "bench") as url:
         root = Path(folder)
         settings = make_settings(root / "instance", url)
         services = web_services(settings, BROKERS[broker])

@@ -10,6 +10,7 @@ import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,19 +57,29 @@ def services(settings: Settings) -> Iterator[bootstrap.Services]:
     services.close()
 
 
+@contextmanager
+def private_schema(server_url: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh schema on the PostgreSQL server at ``server_url``, dropped afterwards; yields the
+    URL whose connections use it (tests and benches share one database, never one schema)."""
+    schema = f"{prefix}{os.getpid()}_{os.urandom(4).hex()}"
+    admin = create_engine(server_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{server_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh schema on the CI PostgreSQL server (CARDFLOW_TEST_POSTGRES_URL), dropped after."""
     if not POSTGRES_URL:
         pytest.fail("CARDFLOW_TEST_POSTGRES_URL is not set; .ci/run sets it for the local PostgreSQL.")
-    schema = f"t{os.getpid()}_{os.urandom(4).hex()}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with private_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

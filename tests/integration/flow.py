@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.bootstrap import Services
 from engine.db import unit_of_work
+from engine.runtime import Runtime
 from tasks import orders, queries
 from tasks.demo import add_requested_cards
 
@@ -47,6 +48,19 @@ def select_and_issue(services: Services, instance_id: str, task, card_ids: list[
     with unit_of_work(services.sessions) as session:
         count = orders.stage_selection(session, order_id(services, instance_id), card_ids=card_ids)
     return submit(services, instance_id, task, {"action": "issue", "selection": {"selected": count}})
+
+
+def next_pressed_then_host_died(services: Services, cards: int) -> str:
+    """An order of cards 1..``cards`` whose operator pressed Next on a host that died before
+    running anything after it: the step is saved, the engine steps are due. Its instance id."""
+    add_cards(services, cards)
+    instance_id, task = start(services)
+    task = select_and_issue(services, instance_id, task, list(range(1, cards + 1)))
+    queued: list[str] = []
+    Runtime(services.sessions, services.registry, queued.append).complete_task(
+        instance_id, task.task_id, {"action": "next"}, "op")
+    assert queued == [instance_id]  # handed to a job host that is gone
+    return instance_id
 
 
 def card_states(services: Services) -> dict[str, str]:

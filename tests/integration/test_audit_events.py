@@ -9,11 +9,18 @@ from sqlalchemy import select
 from engine import bootstrap
 from engine.audit_chain import GENESIS, entry_hash
 from engine.db import unit_of_work
-from engine.runtime import Runtime
 from engine.store import AuditEvent, AuditHead
 from tasks import orders
 from tasks.store import ProductionAttempt
-from tests.integration.flow import add_cards, order_id, select_and_issue, settle, start, submit
+from tests.integration.flow import (
+    add_cards,
+    next_pressed_then_host_died,
+    order_id,
+    select_and_issue,
+    settle,
+    start,
+    submit,
+)
 
 
 def trail(services, **where) -> list[AuditEvent]:
@@ -87,11 +94,7 @@ def test_a_cancelled_order_is_recorded_as_cancelled(services):
 
 
 def test_a_crash_mid_order_shows_as_a_resume_and_an_interrupted_attempt(services, settings):
-    add_cards(services, 2)
-    instance_id, task = start(services)
-    task = select_and_issue(services, instance_id, task, [1, 2])
-    Runtime(services.sessions, services.registry, lambda _id: None).complete_task(
-        instance_id, task.task_id, {"action": "next"}, "op")
+    instance_id = next_pressed_then_host_died(services, 2)
     with unit_of_work(services.sessions) as session:
         session.add(ProductionAttempt(order_id=order_id(services, instance_id), card_id=1, attempt=1,
                                       outcome="started"))

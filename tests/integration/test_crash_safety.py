@@ -19,12 +19,18 @@ from sqlalchemy.exc import OperationalError
 import engine.runtime as runtime_module
 from engine.db import unit_of_work
 from engine.leases import _take
-from engine.runtime import Runtime
 from engine.store import AuditEvent, Instance, utcnow
-from tasks import production
+from tasks import orders, production
 from tasks.cardsdk.records import IssuedCertificate
 from tasks.store import Card, Order, OrderCard, ProductionAttempt, RevocationRequest
-from tests.integration.flow import add_cards, order_id, select_and_issue, settle, start
+from tests.integration.flow import (
+    add_cards,
+    next_pressed_then_host_died,
+    order_id,
+    select_and_issue,
+    settle,
+    start,
+)
 
 
 class PausingStation:
@@ -181,8 +187,6 @@ def test_an_error_that_cannot_be_saved_does_not_leave_the_order_running(services
 
 
 def select_and_issue_no_wait(services, instance_id, task) -> None:
-    from tasks import orders
-
     with unit_of_work(services.sessions) as session:
         count = orders.stage_selection(session, order_id(services, instance_id), card_ids=[1])
     services.runtime.complete_task(instance_id, task.task_id,
@@ -190,12 +194,8 @@ def select_and_issue_no_wait(services, instance_id, task) -> None:
 
 
 def test_a_surviving_host_takes_over_an_order_whose_host_died_mid_step(services):
-    add_cards(services, 2)
-    instance_id, task = start(services)
-    task = select_and_issue(services, instance_id, task, [1, 2])
     # A host completed "Next" and died in the engine step after it, holding the lease.
-    Runtime(services.sessions, services.registry, lambda _id: None).complete_task(
-        instance_id, task.task_id, {"action": "next"}, "op")
+    instance_id = next_pressed_then_host_died(services, 2)
     with unit_of_work(services.sessions) as session:
         session.execute(update(Instance).where(Instance.id == instance_id).values(
             locked_by="dead-host", locked_until=utcnow() - timedelta(seconds=1),

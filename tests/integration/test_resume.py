@@ -6,21 +6,19 @@ from sqlalchemy import select
 
 from engine import bootstrap
 from engine.db import unit_of_work
-from engine.runtime import Runtime
 from tasks.production import INTERRUPTED
 from tasks.store import ProductionAttempt
-from tests.integration.flow import add_cards, card_states, order_id, select_and_issue, settle, start
+from tests.integration.flow import (
+    card_states,
+    next_pressed_then_host_died,
+    order_id,
+    settle,
+)
 
 
 def test_order_left_mid_way_resumes_after_restart(services, settings):
-    add_cards(services, 3)
-    instance_id, task = start(services)
-    task = select_and_issue(services, instance_id, task, [1, 2, 3])
     # The process stops right after the operator pressed Next: the step is saved, nothing ran.
-    queued: list[str] = []
-    Runtime(services.sessions, services.registry, queued.append).complete_task(
-        instance_id, task.task_id, {"action": "next"}, "op")
-    assert queued == [instance_id]
+    instance_id = next_pressed_then_host_died(services, 3)
     # A production attempt the crash left open: the printer may or may not have printed it.
     with unit_of_work(services.sessions) as session:
         session.add(ProductionAttempt(order_id=order_id(services, instance_id), card_id=1, attempt=1,
