@@ -29,7 +29,7 @@ def main() -> None:
         services = start_services(settings)
         add_cards(services, args.cards)
         if args.no_encode:
-            _print_only(services)
+            print_only(services)
         timings = {}
         began = time.perf_counter()
         instance_id = services.runtime.start("TempCardsBoProcIssueMultiple", "bench")
@@ -54,7 +54,7 @@ def main() -> None:
     print(f"  workflow state after production  {size / 1024:8.1f} KB  floor: 50 KB")
 
 
-def _print_only(services) -> None:
+def print_only(services) -> None:
     """Deploy a copy of the option script with encoding off, as an admin would."""
     from engine.bootstrap import OPTION_VALIDATORS
     from engine.definitions import store_options, validate_options

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import count
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store import AuditEvent
@@ -78,9 +78,7 @@ def _chain_end(session: Session) -> tuple[int, str]:
         finally:
             cursor.close()
     else:
-        with session.no_autoflush:
-            last = session.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc())
-                                   .limit(1)).first()
+        last = connection.execute(_LAST_ENTRY).first()
     return (last[0], last[1]) if last else (0, GENESIS)
 
 
@@ -92,12 +90,33 @@ def _link_new_entries(session: Session, _context, _instances) -> None:
         session.add_all(deriver(session))
     new = sorted((obj for obj in session.new if isinstance(obj, AuditEvent)),
                  key=lambda obj: getattr(obj, "_created", 0))
-    if not new:
-        return
+    if new:
+        _link(session, new)
+
+
+def _link(session: Session, entries: list[AuditEvent]) -> None:
+    """Number ``entries`` after the chain's last entry and hash each onto the one before."""
     last_id, prev = _chain_end(session)
-    for offset, entry in enumerate(new, start=1):
+    for offset, entry in enumerate(entries, start=1):
         entry.id = last_id + offset
         entry.at = entry.at or datetime.now(UTC)
         entry.detail = entry.detail or {}
         entry.prev_hash = prev
         entry.hash = prev = entry_hash(prev, entry)
+
+
+def append_entries(session: Session, entries: list[AuditEvent]) -> None:
+    """Append ``entries`` (never added to the session) to the chain in one INSERT of the
+    session's transaction: for hot paths that write their rows without ORM objects."""
+    if not entries:
+        return
+    _link(session, entries)
+    session.connection().execute(_INSERT_ENTRY, [{column: getattr(entry, column) for column in _COLUMNS}
+                                                 for entry in entries])
+
+
+_TABLE = AuditEvent.__table__
+_COLUMNS = [column.key for column in _TABLE.columns]
+# Built once: statement building costs more than running these on the per-card path.
+_LAST_ENTRY = select(_TABLE.c.id, _TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
+_INSERT_ENTRY = insert(_TABLE)

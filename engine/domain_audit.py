@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit_chain import register_deriver
+from engine.audit_chain import append_entries, register_deriver
 from engine.store import AuditEvent
 from tasks.cardsdk.records import CustodyRelease, IssuedCertificate
+from tasks.recording import AttemptRecorded, CardMoved
 from tasks.store import Card, CardEvent, Order, ProductionAttempt
 
 
@@ -47,18 +48,40 @@ def _instance_of(session: Session, order_id: int | None) -> str | None:
     return order.instance_id if order else None
 
 
+def card_moved_entry(moved: CardMoved) -> AuditEvent:
+    """The entry for a card's state change."""
+    return AuditEvent(actor=moved.actor, action="card state changed", order_id=moved.order_id,
+                      instance_id=moved.instance_id, card=moved.card_number,
+                      detail={"from": moved.from_state, "to": moved.to_state, "reason": moved.reason,
+                              "process_id": moved.process_id, "process_version": moved.process_version})
+
+
+def attempt_entry(attempt: AttemptRecorded) -> AuditEvent:
+    """The entry for a production attempt that started or ended."""
+    detail: dict = {"attempt": attempt.attempt}
+    if attempt.outcome != "started":
+        detail["outcome"] = attempt.outcome
+        detail.update({key: value for key, value in (("error", attempt.error), ("serial", attempt.serial))
+                       if value})
+    return AuditEvent(actor="station", action=f"attempt {attempt.outcome}", order_id=attempt.order_id,
+                      instance_id=attempt.instance_id, card=attempt.card_number, detail=detail)
+
+
+def record_trail(session: Session, facts: list[CardMoved | AttemptRecorded]) -> None:
+    """The entries for what a hot path wrote without ORM objects, in the same transaction."""
+    append_entries(session, [card_moved_entry(fact) if isinstance(fact, CardMoved) else attempt_entry(fact)
+                             for fact in facts])
+
+
 def _from_new(session: Session, obj: object) -> AuditEvent | None:
     """The entry for a row being inserted, or None when it is nothing to audit."""
     if isinstance(obj, CardEvent):
-        return AuditEvent(actor=obj.actor, action="card state changed", order_id=obj.order_id,
-                          instance_id=_instance_of(session, obj.order_id),
-                          card=_card_number(session, obj.card_id),
-                          detail={"from": obj.from_state, "to": obj.to_state, "reason": obj.reason,
-                                  "process_id": obj.process_id, "process_version": obj.process_version})
+        return card_moved_entry(CardMoved(
+            _card_number(session, obj.card_id), obj.actor, obj.order_id, _instance_of(session, obj.order_id),
+            obj.process_id, obj.process_version, obj.from_state, obj.to_state, obj.reason))
     if isinstance(obj, ProductionAttempt):
-        return AuditEvent(actor="station", action="attempt started", order_id=obj.order_id,
-                          instance_id=_instance_of(session, obj.order_id),
-                          card=_card_number(session, obj.card_id), detail={"attempt": obj.attempt})
+        return attempt_entry(AttemptRecorded(_card_number(session, obj.card_id), obj.order_id,
+                                             _instance_of(session, obj.order_id), obj.attempt, "started"))
     if isinstance(obj, IssuedCertificate):
         return AuditEvent(actor="ca", action="certificate issued", card=obj.card_number,
                           detail={"serial": obj.serial, "type": obj.certificate_type, "slot": obj.slot,
@@ -79,12 +102,9 @@ def _from_change(session: Session, obj: object) -> AuditEvent | None:
                           detail={"process_id": obj.process_id, "process_version": obj.process_version,
                                   "options": obj.options_name, "options_version": obj.options_version})
     if isinstance(obj, ProductionAttempt) and _changed(obj, "outcome") and obj.outcome != "started":
-        detail = {"attempt": obj.attempt, "outcome": obj.outcome}
-        detail.update({key: value for key, value in (("error", obj.error), ("serial", obj.physical_serial))
-                       if value})
-        return AuditEvent(actor="station", action=f"attempt {obj.outcome}", order_id=obj.order_id,
-                          instance_id=_instance_of(session, obj.order_id),
-                          card=_card_number(session, obj.card_id), detail=detail)
+        return attempt_entry(AttemptRecorded(_card_number(session, obj.card_id), obj.order_id,
+                                             _instance_of(session, obj.order_id), obj.attempt, obj.outcome,
+                                             obj.error, obj.physical_serial))
     if isinstance(obj, ProductionAttempt) and _changed(obj, "spoiled_reason") and obj.spoiled_reason:
         order = _order(session, obj.order_id)
         return AuditEvent(actor=order.created_by if order else "operator", action="card spoiled",

@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.cards import CardState
@@ -31,7 +31,7 @@ from tasks.cardsdk.job import CardJob, CardSdkError
 from tasks.cardsdk.station import Station
 from tasks.orders import get_open_order
 from tasks.queries import progress
-from tasks.recording import Actor, move_card
+from tasks.recording import Actor, AttemptRecorded, CardMoved, Trail, move_card, write_move
 from tasks.store import (
     Card,
     Order,
@@ -82,6 +82,8 @@ class ProductionContext:
     enqueue: Enqueue = field(default=lambda queue, kind, args: None)
     post_message: PostMessage = field(default=lambda session, instance_id, name, payload: None)
     advance: Callable[[str], None] = field(default=lambda instance_id: None)
+    # Adds the audit entries of what the per-card path writes without ORM objects.
+    trail: Trail = field(default=lambda session, facts: None)
     worker: str = "local"
     pool: str = "default"
     claim_seconds: float = CLAIM_SECONDS
@@ -89,7 +91,8 @@ class ProductionContext:
 
 @dataclass(frozen=True)
 class Claim:
-    """A card this worker holds: the fencing token its writes must still match."""
+    """A card this worker holds: the fencing token its writes must still match, and what its
+    outcome's records need (read once, when claiming)."""
 
     order_id: int
     card_id: int
@@ -97,6 +100,10 @@ class Claim:
     attempt: int
     instance_id: str
     job: CardJob
+    card_state: str
+    actor: str
+    process_id: str
+    process_version: int
 
 
 def attempt_ref(order_id: int, card_id: int, attempt: int) -> str:
@@ -181,8 +188,6 @@ def produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> str:
     claimed by a live worker or its order closed, "lost" when the claim lapsed meanwhile).
     Raises StationPaused, before claiming anything, while the station is paused.
     """
-    if station_paused(ctx):
-        raise StationPaused(ctx.station.name)
     claim = _claim(ctx, order_id, card_id)
     if claim is None:
         return "skipped"
@@ -204,38 +209,82 @@ def produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> str:
     return _record_outcome(ctx, claim, result, error)
 
 
+# The per-card path's statements, built once (building a statement costs more than running it)
+# and run on the session's connection with plain rows: an ORM flush would cost a card several
+# times the SQL it sends. Their audit entries go through ``ctx.trail``.
+_cards, _orders, _items = Card.__table__, Order.__table__, OrderCard.__table__
+_attempts, _stations = ProductionAttempt.__table__, StationStatus.__table__
+_CLAIM = (
+    update(_items)
+    .where(_items.c.order_id == bindparam("b_order"), _items.c.card_id == bindparam("b_card"),
+           _items.c.status == "pending",
+           exists().where(_orders.c.id == bindparam("b_order"), _orders.c.status == "open"),
+           ~exists().where(_stations.c.name == bindparam("b_station"), _stations.c.paused.is_(True)))
+    .values(status="claimed", claim_token=_items.c.claim_token + 1, claimed_by=bindparam("b_worker"),
+            claimed_until=bindparam("b_until"))
+    .returning(_items.c.claim_token))
+_CLAIMED_CARD = select(
+    _cards.c.number, _cards.c.organisation, _cards.c.state, _orders.c.options, _orders.c.instance_id,
+    _orders.c.created_by, _orders.c.process_id, _orders.c.process_version,
+    select(func.max(_attempts.c.attempt))
+    .where(_attempts.c.order_id == bindparam("b_order"), _attempts.c.card_id == bindparam("b_card"))
+    .scalar_subquery().label("last_attempt"),
+).select_from(_cards.join(_orders, _orders.c.id == bindparam("b_order"))).where(
+    _cards.c.id == bindparam("b_card"))
+_START_ATTEMPT = insert(_attempts)
+_RELEASE = (
+    update(_items)
+    .where(_items.c.order_id == bindparam("b_order"), _items.c.card_id == bindparam("b_card"),
+           _items.c.claim_token == bindparam("b_token"), _items.c.status == "claimed")
+    .values(status=bindparam("b_status"), claimed_by=None, claimed_until=None))
+_END_ATTEMPT = (
+    update(_attempts)
+    .where(_attempts.c.order_id == bindparam("b_order"), _attempts.c.card_id == bindparam("b_card"),
+           _attempts.c.attempt == bindparam("b_attempt"))
+    .values(outcome=bindparam("b_outcome"), error=bindparam("b_error"), physical_serial=bindparam("b_serial"),
+            files=bindparam("b_files", type_=_attempts.c.files.type), finished_at=bindparam("b_at")))
+_COUNT_PRODUCED = (update(_stations).where(_stations.c.name == bindparam("b_name"))
+                   .values(cards_produced=_stations.c.cards_produced + 1))
+_COUNT_FAILED = (update(_stations).where(_stations.c.name == bindparam("b_name"))
+                 .values(cards_failed=_stations.c.cards_failed + 1, last_error=bindparam("b_error"),
+                         last_error_at=bindparam("b_at")))
+_COUNT_DOWN = (update(_orders).where(_orders.c.id == bindparam("b_order"))
+               .values(cards_outstanding=_orders.c.cards_outstanding - 1)
+               .returning(_orders.c.cards_outstanding))
+
+
 def _claim(ctx: ProductionContext, order_id: int, card_id: int) -> Claim | None:
-    """Take the card if it waits (a duplicate job finds it taken) and start its attempt."""
+    """Take the card if it waits (a duplicate job finds it taken) and start its attempt.
+
+    Raises StationPaused when the claim failed because an admin paused this station.
+    """
     with ctx.sessions.begin() as session:
-        order = session.get(Order, order_id)
-        if order is None or order.status != "open":
-            return None
+        connection = session.connection()
         now = utcnow()
-        token = session.scalar(
-            update(OrderCard)
-            .where(OrderCard.order_id == order_id, OrderCard.card_id == card_id,
-                   OrderCard.status == "pending")
-            .values(status="claimed", claim_token=OrderCard.claim_token + 1, claimed_by=ctx.worker,
-                    claimed_until=now + timedelta(seconds=ctx.claim_seconds))
-            .returning(OrderCard.claim_token))
+        ids = {"b_order": order_id, "b_card": card_id}
+        token = connection.execute(_CLAIM, {**ids, "b_station": ctx.station.name, "b_worker": ctx.worker,
+                                            "b_until": now + timedelta(seconds=ctx.claim_seconds)}).scalar()
         if token is None:
+            if station_paused(ctx, session):
+                raise StationPaused(ctx.station.name)
             return None
-        card = session.get(Card, card_id)
-        number = (session.scalar(select(func.max(ProductionAttempt.attempt)).where(
-            ProductionAttempt.order_id == order_id, ProductionAttempt.card_id == card_id)) or 0) + 1
-        session.add(ProductionAttempt(order_id=order_id, card_id=card_id, attempt=number, outcome="started",
-                                      station=ctx.station.name, worker=ctx.worker))
-        options = order.options
+        row = connection.execute(_CLAIMED_CARD, ids).one()
+        number = (row.last_attempt or 0) + 1
+        connection.execute(_START_ATTEMPT, {
+            "order_id": order_id, "card_id": card_id, "attempt": number, "outcome": "started", "files": [],
+            "started_at": now, "station": ctx.station.name, "worker": ctx.worker})
+        ctx.trail(session, [AttemptRecorded(row.number, order_id, row.instance_id, number, "started")])
+        options = row.options
         job = CardJob(
-            card_id=card.id, card_number=card.number, organisation=card.organisation or ctx.organisation,
+            card_id=card_id, card_number=row.number, organisation=row.organisation or ctx.organisation,
             valid_until=(now + timedelta(days=options["validity_days"])).date(),
             attempt_ref=attempt_ref(order_id, card_id, number),
             spool_dir=ctx.spool_root / f"order-{order_id}",
             encode=options["encode_card"], certificates=tuple(options["certificates"]),
             pin_length=options["pin_length"], puk_length=options["puk_length"],
-            validity_days=options["validity_days"])
-        guarded = replace(job, guard=_claim_guard(order_id, card_id, token))
-        return Claim(order_id, card_id, token, number, order.instance_id, guarded)
+            validity_days=options["validity_days"], guard=_claim_guard(order_id, card_id, token))
+        return Claim(order_id, card_id, token, number, row.instance_id, job, row.state,
+                     ctx.user or row.created_by, row.process_id, row.process_version)
 
 
 def _claim_guard(order_id: int, card_id: int, token: int) -> Callable[[Session], None]:
@@ -298,39 +347,20 @@ def _record_outcome(ctx: ProductionContext, claim: Claim, result, error: str | N
     """Record the outcome if the claim still holds; otherwise record nothing and queue the
     revocation of whatever this attempt got issued."""
     batch_done = False
+    outcome = "produced" if result is not None else "failed"
     with ctx.sessions.begin() as session:
-        held = session.execute(update(OrderCard).where(
-            OrderCard.order_id == claim.order_id, OrderCard.card_id == claim.card_id,
-            OrderCard.claim_token == claim.token, OrderCard.status == "claimed")
-            .values(status="produced" if result is not None else "failed", claimed_by=None,
-                    claimed_until=None)).rowcount
+        held = session.connection().execute(_RELEASE, {
+            "b_order": claim.order_id, "b_card": claim.card_id, "b_token": claim.token,
+            "b_status": outcome}).rowcount
         if not held:
             # The sweeper took the card over (and recorded the attempt as interrupted); certificates
             # issued before the takeover are in its revocation, but queue ours again to be sure.
             _queue_revocation(session, claim.job.attempt_ref, "claim lapsed")
             outcome = "lost"
         else:
-            order = session.get(Order, claim.order_id)
-            attempt = session.scalar(select(ProductionAttempt).where(
-                ProductionAttempt.order_id == claim.order_id, ProductionAttempt.card_id == claim.card_id,
-                ProductionAttempt.attempt == claim.attempt))
-            attempt.finished_at = utcnow()
-            card = session.get(Card, claim.card_id)
-            if result is None:
-                attempt.outcome, attempt.error = "failed", error
-                move_card(session, card, CardState.FAILED, Actor(ctx.user or order.created_by, order),
-                          f"Production failed: {error}")
-                outcome = "failed"
-            else:
-                attempt.outcome, attempt.physical_serial = "produced", result.physical_serial
-                attempt.files = [str(Path(f).relative_to(ctx.spool_root)) for f in result.files]
-                card.valid_until = datetime.combine(claim.job.valid_until, time.max, tzinfo=UTC)
-                why = "Produced" if claim.attempt == 1 else f"Produced again (attempt {claim.attempt})"
-                move_card(session, card, CardState.UNASSIGNED, Actor(ctx.user or order.created_by, order),
-                          f"{why} on station {ctx.station.name}, physical card {result.physical_serial}.")
-                outcome = "produced"
+            _write_outcome(session, ctx, claim, result, error)
             _count_station(session, ctx, outcome, error)
-            batch_done = _settle_one(session, ctx, order)
+            batch_done = _settle_one(session, ctx, claim.order_id, claim.instance_id)
     log.info("card %s of order %s: %s", claim.job.card_number, claim.order_id, outcome,
              extra=_log_ids(ctx, claim))
     if outcome == "lost":
@@ -340,23 +370,45 @@ def _record_outcome(ctx: ProductionContext, claim: Claim, result, error: str | N
     return outcome
 
 
-def _settle_one(session: Session, ctx: ProductionContext, order: Order) -> bool:
+def _write_outcome(session: Session, ctx: ProductionContext, claim: Claim, result, error: str | None) -> None:
+    """The attempt's outcome, the card's new state and their audit entries."""
+    attempt = AttemptRecorded(claim.job.card_number, claim.order_id, claim.instance_id, claim.attempt,
+                              "produced" if result is not None else "failed", error,
+                              result.physical_serial if result is not None else None)
+    valid_until = None
+    if result is None:
+        files, target, why = [], CardState.FAILED, f"Production failed: {error}"
+    else:
+        files = [str(Path(f).relative_to(ctx.spool_root)) for f in result.files]
+        valid_until = datetime.combine(claim.job.valid_until, time.max, tzinfo=UTC)
+        target = CardState.UNASSIGNED
+        why = "Produced" if claim.attempt == 1 else f"Produced again (attempt {claim.attempt})"
+        why = f"{why} on station {ctx.station.name}, physical card {result.physical_serial}."
+    session.connection().execute(_END_ATTEMPT, {
+        "b_order": claim.order_id, "b_card": claim.card_id, "b_attempt": claim.attempt,
+        "b_outcome": attempt.outcome, "b_error": error, "b_serial": attempt.serial, "b_files": files,
+        "b_at": utcnow()})
+    moved = CardMoved(claim.job.card_number, claim.actor, claim.order_id, claim.instance_id, claim.process_id,
+                      claim.process_version, claim.card_state, target, why)
+    write_move(session, claim.card_id, moved, valid_until)
+    ctx.trail(session, [moved, attempt])
+
+
+def _settle_one(session: Session, ctx: ProductionContext, order_id: int, instance_id: str) -> bool:
     """One more card of the batch has an outcome; the last one posts "cards produced"."""
-    left = session.scalar(update(Order).where(Order.id == order.id)
-                          .values(cards_outstanding=Order.cards_outstanding - 1)
-                          .returning(Order.cards_outstanding))
+    left = session.connection().execute(_COUNT_DOWN, {"b_order": order_id}).scalar()
     if left is not None and left <= 0:
-        ctx.post_message(session, order.instance_id, CARDS_PRODUCED, progress(session, order.id))
+        ctx.post_message(session, instance_id, CARDS_PRODUCED, progress(session, order_id))
         return True
     return False
 
 
 def _count_station(session: Session, ctx: ProductionContext, outcome: str, error: str | None) -> None:
-    values: dict = ({"cards_produced": StationStatus.cards_produced + 1} if outcome == "produced"
-                    else {"cards_failed": StationStatus.cards_failed + 1, "last_error": error,
-                          "last_error_at": utcnow()})
-    counted = session.execute(update(StationStatus).where(StationStatus.name == ctx.station.name)
-                              .values(**values)).rowcount
+    if outcome == "produced":
+        counted = session.connection().execute(_COUNT_PRODUCED, {"b_name": ctx.station.name}).rowcount
+    else:
+        counted = session.connection().execute(_COUNT_FAILED, {"b_name": ctx.station.name, "b_error": error,
+                                                               "b_at": utcnow()}).rowcount
     if not counted:  # the station's first card, before its first heartbeat
         session.add(StationStatus(name=ctx.station.name, pool=ctx.pool, paused=False, worker=ctx.worker,
                                   heartbeat_at=utcnow(), cards_produced=int(outcome == "produced"),
@@ -397,7 +449,7 @@ def reap_lapsed_claims(ctx: ProductionContext, limit: int = 50, previous_process
             if attempt is not None and attempt.outcome == "started":
                 _interrupt(session, order, attempt, LAPSED.format(station=attempt.station or station),
                            order.created_by)
-            if order.status == "open" and _settle_one(session, ctx, order):
+            if order.status == "open" and _settle_one(session, ctx, order.id, order.instance_id):
                 done_instances.append(order.instance_id)
     drain_revocations(ctx)
     for instance_id in done_instances:
@@ -456,11 +508,13 @@ def redispatch_lost_jobs(ctx: ProductionContext, queue_depth: Callable[[str], in
     return len(resend)
 
 
-def station_paused(ctx: ProductionContext) -> bool:
+def station_paused(ctx: ProductionContext, session: Session | None = None) -> bool:
     """Whether an admin paused this host's station."""
-    with ctx.sessions() as session:
-        return bool(session.scalar(select(StationStatus.paused)
-                                   .where(StationStatus.name == ctx.station.name)))
+    query = select(StationStatus.paused).where(StationStatus.name == ctx.station.name)
+    if session is not None:
+        return bool(session.scalar(query))
+    with ctx.sessions() as own:
+        return bool(own.scalar(query))
 
 
 def heartbeat(ctx: ProductionContext) -> None:
