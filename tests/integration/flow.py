@@ -17,9 +17,9 @@ def add_cards(services: Services, count: int) -> None:
         add_requested_cards(session, count, "Test Organisation")
 
 
-def settle(services: Services, instance_id: str):
+def settle(services: Services, instance_id: str, timeout: float = 120):
     """Wait for the runner, then return the ready user task (None when the instance ended)."""
-    assert services.runner.wait(instance_id, timeout=120), "the runner did not finish in time"
+    assert services.runner.wait(instance_id, timeout=timeout), "the runner did not finish in time"
     view = services.runtime.view(instance_id)
     assert view.status != "error", view.error
     return services.runtime.ready_task(instance_id)
@@ -37,10 +37,10 @@ def start(services: Services, user: str = "op") -> tuple[str, object]:
     return instance_id, settle(services, instance_id)
 
 
-def submit(services: Services, instance_id: str, task, data: dict, user: str = "op"):
+def submit(services: Services, instance_id: str, task, data: dict, user: str = "op", timeout: float = 120):
     """Complete ``task`` with ``data`` and return the next ready task."""
     services.runtime.complete_task(instance_id, task.task_id, data, user)
-    return settle(services, instance_id)
+    return settle(services, instance_id, timeout)
 
 
 def select_and_issue(services: Services, instance_id: str, task, card_ids: list[int]):
