@@ -76,7 +76,7 @@ def engine_run(url: str, folder: Path, cards: int) -> tuple[float, float]:
         counter.on = True
         began = time.perf_counter()
         complete(services, instance_id, task, {"action": "next"})
-        task = settle(services, instance_id)
+        task = settle(services, instance_id, timeout=120 + cards * 0.1)
         seconds = time.perf_counter() - began
         counter.on = False
         assert task.bpmn_id == "Activity_Review", task.bpmn_id
