@@ -26,48 +26,23 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
-from bench.issue_order import print_only
 from engine import bootstrap
 from engine.db import make_engine, make_sessions, unit_of_work
-from tasks.cardsdk.printer import PrintedCard
-from tasks.cardsdk.station import Station
 from tasks.demo import add_requested_cards
 from tests.conftest import make_settings, private_schema
+from tests.integration.costs import StatementCounter, blank_station_services, print_only
 from tests.integration.flow import add_cards, order_id, settle, start
 from tests.integration.workers import complete, issue
 
 POSTGRES_URL = os.environ.get("CARDFLOW_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-class BlankPrinter:
-    """A printer that prints nothing: the bench times the engine and the database only."""
-
-    def print_card(self, job, attempt_label: str) -> PrintedCard:
-        stem = job.spool_dir / f"card-{job.card_id}-{attempt_label}"
-        return PrintedCard("PRN-BENCH", stem.with_suffix(".f.png"), stem.with_suffix(".b.png"),
-                           stem.with_suffix(".pdf"))
-
-
-class StatementCounter:
-    """Counts the statements sent to the database while it is on."""
-
-    def __init__(self, engine):
-        self.count, self.on = 0, False
-        event.listen(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *_args) -> None:
-        self.count += self.on
-
-
 def engine_run(url: str, folder: Path, cards: int) -> tuple[float, float]:
     """Seconds a card and statements a card, Next to Review production."""
-    settings = make_settings(folder / "instance", url)
-    bootstrap.init_database(settings)
-    services = bootstrap.build_services(settings, station_factory=lambda _s: Station(BlankPrinter()))
+    services = blank_station_services(make_settings(folder / "instance", url))
     try:
-        bootstrap.deploy(services, "bench")
         print_only(services)
         add_cards(services, cards)
         instance_id, task = start(services, user="bench")

@@ -18,6 +18,7 @@ from engine.db import unit_of_work
 from tasks import orders
 from tasks.queries import SearchFilter
 from tests.conftest import make_settings, private_schema, start_services
+from tests.integration.costs import print_only
 from tests.integration.flow import add_cards, order_id, settle, submit
 
 
@@ -63,19 +64,6 @@ def main() -> None:
     print(f"  {'total (Search to Complete)':30s} {total:8.2f} s   {1000 * total / args.cards:.1f} ms a card; "
           "floor: 15 s for 1,000 cards on SQLite")
     print(f"  workflow state after production  {size / 1024:8.1f} KB  floor: 50 KB")
-
-
-def print_only(services) -> None:
-    """Deploy a copy of the option script with encoding off, as an admin would."""
-    from engine.bootstrap import OPTION_VALIDATORS
-    from engine.definitions import store_options, validate_options
-
-    source = services.settings.source_path / "options" / "TempCardsScriptOptions"
-    edited = Path(services.settings.instance_path) / "TempCardsScriptOptions"
-    text = source.read_text().replace("encode_card = True", "encode_card = False")
-    edited.write_text(text.replace('certificates = ["PIV Authentication"]', "certificates = []"))
-    with unit_of_work(services.sessions) as session:
-        store_options(session, validate_options(edited, OPTION_VALIDATORS), "bench")
 
 
 if __name__ == "__main__":
