@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import sessionmaker
 
 from tasks.cardsdk.piv.errors import CustodyError
@@ -69,17 +69,17 @@ class Custody:
 
     def store(self, card_id: int, attempt_ref: str, secrets: dict[str, str]) -> None:
         """Seal and store ``secrets`` (kind -> value) for one attempt, in one transaction."""
+        rows = []
+        for kind, value in secrets.items():
+            if kind not in KINDS:
+                raise ValueError(f"unknown secret kind {kind!r}")
+            nonce = os.urandom(12)
+            sealed = self._aead.encrypt(nonce, value.encode(), self._context(card_id, attempt_ref, kind))
+            rows.append({"card_id": card_id, "attempt_ref": attempt_ref, "kind": kind, "nonce": nonce,
+                         "ciphertext": sealed})
+        # One INSERT of plain rows: this is on every encoded card's path.
         with self.sessions.begin() as session:
-            for kind, value in secrets.items():
-                if kind not in KINDS:
-                    raise ValueError(f"unknown secret kind {kind!r}")
-                nonce = os.urandom(12)
-                sealed = self._aead.encrypt(nonce, value.encode(), self._context(card_id, attempt_ref, kind))
-                session.add(
-                    CustodySecret(
-                        card_id=card_id, attempt_ref=attempt_ref, kind=kind, nonce=nonce, ciphertext=sealed
-                    )
-                )
+            session.connection().execute(_INSERT_SECRETS, rows)
 
     def release(self, card_id: int, attempt_ref: str | None = None, actor: str = "custody") -> dict[str, str]:
         """Decrypt the PIN and PUK of ``attempt_ref`` (default: the card's latest attempt); the
@@ -132,3 +132,6 @@ class Custody:
                 "tampered record."
             ) from None
         return plain.decode()
+
+
+_INSERT_SECRETS = insert(CustodySecret.__table__)
