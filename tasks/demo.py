@@ -29,12 +29,13 @@ def add_requested_cards(session: Session, count: int, organisation: str, actor: 
         numbers = {cid: f"TC-{cid:06d}" for cid in ids}
         for number in numbers.values():
             check_card_number(number)
-        session.execute(insert(Card), [
+        # Plain rows through the table, not ORM objects: a million cards take about half a minute.
+        session.execute(insert(Card.__table__), [
             {"id": cid, "number": numbers[cid], "state": CardState.REQUESTED, "organisation": organisation,
              "requested_at": now - timedelta(minutes=randomness.randrange(0, 30 * 24 * 60)),
              "updated_at": now}
             for cid in ids])
-        session.execute(insert(CardEvent), [
+        session.execute(insert(CardEvent.__table__), [
             {"card_id": cid, "at": now, "actor": actor, "from_state": None,
              "to_state": CardState.REQUESTED, "reason": "Card requested (demo data)."}
             for cid in ids])

@@ -1,17 +1,18 @@
-"""Read-only views of cards and orders for the console: search, lists, progress, history."""
+"""Read-only views of cards and orders for the console: the search filter, lists, progress, history."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from math import ceil
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tasks.cards import CardState
 from tasks.errors import NotFoundError
-from tasks.store import Card, CardEvent, Order, OrderCard, ProductionAttempt, Reservation, utcnow
+from tasks.store import Card, CardEvent, Order, OrderCard, ProductionAttempt, utcnow
 
 
 @dataclass(frozen=True)
@@ -22,16 +23,10 @@ class SearchFilter:
     requested_from: date | None = None
     requested_to: date | None = None
 
-
-@dataclass
-class CardRow:
-    """One line of the search result."""
-
-    id: int
-    number: str
-    state: str
-    requested_at: datetime
-    reserved_by: int | None = None
+    @property
+    def prefix(self) -> str:
+        """The number prefix as card numbers are written (capitals), or "" for none."""
+        return (self.number or "").strip().upper()
 
 
 @dataclass
@@ -49,7 +44,6 @@ class Page:
         return max(1, ceil(self.total / self.per_page))
 
 
-CardPage = Page
 OrderCardPage = Page
 
 
@@ -73,44 +67,32 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=utcnow().tzinfo)
 
 
-def _requested_conditions(match: SearchFilter) -> list:
-    """WHERE conditions for requested cards matching ``match``, each one index-friendly."""
-    conditions = [Card.state == CardState.REQUESTED]
-    prefix = (match.number or "").strip().upper()
-    if prefix:
-        # A range instead of LIKE: the unique index on number serves it on every database.
-        conditions += [Card.number >= prefix, Card.number < prefix + "\uffff"]
-    if match.requested_from:
-        conditions.append(Card.requested_at >= _day_start(match.requested_from))
-    if match.requested_to:
-        conditions.append(Card.requested_at < _day_start(match.requested_to + timedelta(days=1)))
-    return conditions
+def number_bounds(match: SearchFilter) -> tuple[str | None, str | None]:
+    """The filter's number prefix as a range of numbers, from (inclusive) to (exclusive).
+
+    A range instead of LIKE: an index on the number serves it on every database.
+    """
+    prefix = match.prefix
+    return (prefix, prefix + "\uffff") if prefix else (None, None)
+
+
+def request_bounds(match: SearchFilter) -> tuple[datetime | None, datetime | None]:
+    """The filter's request dates as a range of times, from (inclusive) to (exclusive): whole days, UTC."""
+    return (_day_start(match.requested_from) if match.requested_from else None,
+            _day_start(match.requested_to + timedelta(days=1)) if match.requested_to else None)
+
+
+def in_range(column: Any, bounds: tuple[Any, Any]) -> list:
+    """WHERE conditions keeping ``column`` within ``bounds`` (from inclusive, to exclusive; None: open)."""
+    low, high = bounds
+    return ([column >= low] if low is not None else []) + ([column < high] if high is not None else [])
 
 
 def requested_cards(match: SearchFilter) -> Select:
     """The ids of requested cards matching ``match`` (shared by search and select-all)."""
-    return select(Card.id).where(*_requested_conditions(match))
-
-
-def search_requested(session: Session, number: str | None = None, requested_from: date | None = None,
-                     requested_to: date | None = None, page: int = 1, per_page: int = 50) -> Page:
-    """Requested cards matching the filter, one page of them.
-
-    Oldest request first; by card number when searching a number, which is what the operator
-    reads down and what lets the number index answer at once among 100,000 cards.
-    """
-    conditions = _requested_conditions(SearchFilter(number, requested_from, requested_to))
-    order = (Card.number,) if (number or "").strip() else (Card.requested_at, Card.id)
-    total = session.scalar(select(func.count(Card.id)).where(*conditions)) or 0
-    page = max(1, min(page, max(1, ceil(total / per_page))))
-    rows = session.execute(
-        select(Card.id, Card.number, Card.state, Card.requested_at, Reservation.order_id)
-        .outerjoin(Reservation, Reservation.card_id == Card.id)
-        .where(*conditions)
-        .order_by(*order)
-        .limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return Page([CardRow(*row) for row in rows], total, page, per_page)
+    return select(Card.id).where(Card.state == CardState.REQUESTED,
+                                 *in_range(Card.number, number_bounds(match)),
+                                 *in_range(Card.requested_at, request_bounds(match)))
 
 
 def order_for_instance(session: Session, instance_id: str) -> Order | None:

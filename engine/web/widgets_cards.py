@@ -14,16 +14,18 @@ from flask import render_template
 from markupsafe import Markup
 
 from engine.forms.widgets import FormError, WidgetContext, WidgetRegistry
-from engine.web.paging import page_number
+from engine.web.paging import page_cursor, page_number
+from tasks.card_search import COUNT_CAP, CursorError, search_requested
 from tasks.errors import CardflowError
 from tasks.orders import request_repeat, stage_selection
-from tasks.queries import SearchFilter, order_cards, progress, search_requested
+from tasks.queries import SearchFilter, order_cards, progress
 
 SEARCH_PAGE_SIZE = 50
 ORDER_PAGE_SIZE = 100
 MAX_NUMBER_LENGTH = 40
 MAX_REASON_LENGTH = 500
 TRUE_VALUES = ("true", "on", "1")
+FILTER_ARGS = ("number", "from", "to")
 
 
 def register_card_widgets(registry: WidgetRegistry) -> None:
@@ -71,20 +73,31 @@ class CardPicker:
     """Search the requested cards, page through them, tick some or all matching."""
 
     def render(self, ctx: WidgetContext) -> Markup:
-        """The search fields (sent by GET), the result table with check boxes, counts and pages."""
+        """The search fields (sent by GET), the result table with check boxes, count and page links.
+
+        A page link that does not fit (edited, or from another search) shows the first page and
+        says so.
+        """
         match, problems = read_filter(ctx.args)
-        result = None if problems else search_requested(
-            ctx.session, match.number, match.requested_from, match.requested_to,
-            page=page_number(ctx.args), per_page=SEARCH_PAGE_SIZE)
+        result, notice = None, None
+        if not problems:
+            try:
+                result = search_requested(ctx.session, match, page_cursor(ctx.args), SEARCH_PAGE_SIZE)
+            except CursorError as error:
+                notice = str(error)
+                result = search_requested(ctx.session, match, per_page=SEARCH_PAGE_SIZE)
         posted = ctx.form
         ticked = set(posted.getlist("card")) if posted is not None else set()
         reservation = (ctx.task_data or {}).get("reservation")
         failed = isinstance(reservation, dict) and not reservation.get("ok")
         taken = reservation.get("error") if failed else None
+        search = {name: ctx.args[name] for name in FILTER_ARGS if ctx.args.get(name)}
         return Markup(render_template(
             "widgets/card_picker.html", field=ctx.field, args=ctx.args, result=result, problems=problems,
-            ticked=ticked, select_all=posted is not None and posted.get("select_all") in TRUE_VALUES,
-            order_id=ctx.order.id if ctx.order else None, taken=taken, instance_id=ctx.instance_id))
+            notice=notice, cap=COUNT_CAP, ticked=ticked,
+            select_all=posted is not None and posted.get("select_all") in TRUE_VALUES,
+            order_id=ctx.order.id if ctx.order else None, taken=taken,
+            links=dict(search, instance_id=ctx.instance_id)))
 
     def extract(self, form: Any, ctx: WidgetContext) -> Any:
         """Stage the ticked cards (or all that match the search) for the order; return the count."""
