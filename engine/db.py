@@ -1,4 +1,9 @@
-"""Database connection: one SQLAlchemy engine and session factory per settings."""
+"""Database connection: one SQLAlchemy engine and session factory per settings.
+
+Two kinds of transaction: ``unit_of_work`` changes data (on SQLite it takes the write lock when it
+begins); ``read_only`` only reads (on SQLite it begins deferred, so in WAL mode it reads a snapshot
+and neither waits for a writer nor makes one wait; on PostgreSQL it is a READ ONLY transaction).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+# The execution option that marks a read-only session's connections (see read_only). PostgreSQL's
+# own option makes its driver begin READ ONLY and is reset when the connection goes back to the pool.
+READ_ONLY = "cardflow_read_only"
+_READ_ONLY_OPTIONS = {READ_ONLY: True, "postgresql_readonly": True}
+
+
+class ReadOnlyError(RuntimeError):
+    """Something tried to change data inside a read_only block; change data in a unit_of_work."""
 
 
 def make_engine(url: str) -> Engine:
@@ -27,13 +41,24 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin_immediate(connection):
+        def _sqlite_begin(connection):
             # A deferred transaction that later writes fails at once with "database is locked"
             # when another thread wrote meanwhile; taking the write lock up front makes it wait.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only one never writes: it begins deferred, and SQLite refuses its writes.
+            read_only = bool(connection.get_execution_options().get(READ_ONLY))
+            _query_only(connection, read_only)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _query_only(connection: Connection, on: bool) -> None:
+    """Switch SQLite's query_only on or off for this connection, when it is not already."""
+    info = connection.connection.info
+    if info.get("query_only", False) != on:
+        connection.exec_driver_sql(f"PRAGMA query_only={'ON' if on else 'OFF'}")
+        info["query_only"] = on
 
 
 def _create_private_file(url: str) -> None:
@@ -53,7 +78,16 @@ def _create_private_file(url: str) -> None:
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """Session factory; objects stay readable after commit so views can use them."""
-    return sessionmaker(engine, expire_on_commit=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    event.listen(sessions, "before_flush", _refuse_read_only_flush)
+    return sessions
+
+
+def _refuse_read_only_flush(session: Session, _context, _instances) -> None:
+    """A read-only session's pending changes are refused before any SQL is sent."""
+    if session.execution_options.get(READ_ONLY):
+        raise ReadOnlyError("This transaction only reads (read_only); nothing was changed. "
+                            "Change data inside a unit_of_work.")
 
 
 @contextmanager
@@ -66,5 +100,22 @@ def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_only(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction that only reads: pages and views that change nothing.
+
+    On SQLite it takes no write lock, so it is served while a writer holds it; on PostgreSQL it
+    is READ ONLY. A change of an ORM object raises ReadOnlyError (at the latest when the block
+    ends, so none is silently dropped); a write statement is refused by the database. Nothing is
+    committed; objects read stay readable after the block.
+    """
+    session = sessions(execution_options=_READ_ONLY_OPTIONS)
+    try:
+        yield session
+        session.flush()
     finally:
         session.close()

@@ -3,18 +3,21 @@
 Everything is validated before anything is stored: one bad file refuses the whole deploy and
 the versions in force stay current. Redeploying unchanged content stores nothing. Functions
 here add and flush rows; the caller (CLI, admin view) owns the transaction and commits.
+A stored version never changes, so what runs it reads its row once (DeployedVersions).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from engine.deploy_errors import DeployError, Problem
@@ -36,9 +39,9 @@ from engine.versions import (
 )
 
 __all__ = [
-    "DeployError", "Problem", "ValidatedForm", "ValidatedOptions", "ValidatedProcess", "current_definition",
-    "current_options", "deploy_options", "deploy_process", "store_form",
-    "store_options", "validate_form", "validate_options", "validate_process",
+    "DeployError", "DeployedVersion", "DeployedVersions", "Problem", "ValidatedForm", "ValidatedOptions",
+    "ValidatedProcess", "current_definition", "current_options", "deploy_options", "deploy_process",
+    "store_form", "store_options", "validate_form", "validate_options", "validate_process",
 ]
 FORM_NAME = re.compile(r"[A-Za-z0-9_-]{1,150}\.(schema|uischema)\.json")
 
@@ -191,3 +194,43 @@ def store_form(session: Session, validated: ValidatedForm, actor: str) -> tuple[
 def _plain_form_name(name: str) -> bool:
     """Form names are file names of letters, digits, _ and - (they end up in URLs and pickers)."""
     return FORM_NAME.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class DeployedVersion:
+    """What running or showing a deployed process version needs of its row (all but its BPMN text)."""
+
+    id: int
+    process_id: str
+    name: str
+    version: int
+    spec_json: str
+    forms: Mapping[str, str]  # form file name -> its text, as bound at deploy
+
+
+_DEPLOYED_VERSION = select(Definition.id, Definition.process_id, Definition.name, Definition.version,
+                           Definition.spec_json, Definition.forms).where(Definition.id == bindparam("id"))
+
+
+class DeployedVersions:
+    """Deployed process versions of one database by definition id, each read once (a stored
+    version never changes); the least recently used go beyond ``size``. Thread-safe."""
+
+    def __init__(self, size: int = 32):
+        self._size = size
+        self._versions: OrderedDict[int, DeployedVersion] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, definition_id: int) -> DeployedVersion:
+        """Definition ``definition_id``, read in ``session`` the first time it is asked for."""
+        with self._lock:
+            found = self._versions.get(definition_id)
+            if found is not None:
+                self._versions.move_to_end(definition_id)
+                return found
+        found = DeployedVersion(*session.execute(_DEPLOYED_VERSION, {"id": definition_id}).one())
+        with self._lock:
+            self._versions[definition_id] = found
+            while len(self._versions) > self._size:
+                self._versions.popitem(last=False)
+        return found

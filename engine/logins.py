@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -151,6 +151,26 @@ def session_user(session: Session, token: str, policy: LockoutPolicy | None = No
                         .values(last_seen_at=now))
     user = session.get(User, row.user_id)
     return user if user is not None and not user.disabled else None
+
+
+def seen_user(session: Session, token: str, policy: LockoutPolicy | None = None) -> tuple[Row | None, bool]:
+    """What session_user answers, without writing: (the user's id, name and role, or None; False);
+    or (None, True) when the login session's row must be written first (its last visit is older
+    than SEEN_EVERY, or it ended unused): then session_user answers. Pages read the user in a
+    read-only transaction, so at most one a minute per login takes a write lock."""
+    policy = policy or LockoutPolicy()
+    found = session.execute(_SEEN, {"token_hash": _token_hash(token)}).first()
+    if found is None:
+        return None, False
+    if aware(found.last_seen_at) < utcnow() - min(SEEN_EVERY, timedelta(minutes=policy.idle_minutes)):
+        return None, True
+    return (None if found.disabled else found), False
+
+
+# Read on every page, so built once: the user's columns and the login session's last visit.
+_SEEN = (select(User.id, User.name, User.role, User.disabled, LoginSession.last_seen_at)
+         .join(LoginSession, LoginSession.user_id == User.id)
+         .where(LoginSession.token_hash == bindparam("token_hash")))
 
 
 def close_session(session: Session, token: str, actor: str) -> None:

@@ -8,7 +8,6 @@ until the work posts its message (``post_message``, in the work's own transactio
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -16,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import spiff
-from engine.db import unit_of_work
+from engine.db import read_only, unit_of_work
+from engine.definitions import DeployedVersion, DeployedVersions
 from engine.leases import LeaseLost, instance_lease
 from engine.services import ServiceContext, ServiceRegistry
 from engine.store import AuditEvent, Definition, Instance, InstanceMessage, utcnow
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # A person's request waits this long for an engine step that holds the instance to end: the
 # page shows the next user task a moment before the host that saved it lets go.
 PERSON_WAIT_SECONDS = 3.0
+# What the console reads of an instance, on every page: columns, no ORM object to build.
+_SHOWN = select(Instance.id, Instance.definition_id, Instance.status, Instance.state, Instance.error,
+                Instance.started_by, Instance.started_at)
+_SHOWN_ONE = _SHOWN.where(Instance.id == bindparam("instance_id"))
 
 
 class RuntimeFailure(Exception):
@@ -44,14 +48,14 @@ class NotFound(RuntimeFailure):
 
 @dataclass
 class ReadyTask:
-    """The user task an instance waits on, with its form."""
+    """The user task an instance waits on, with the text of its form as its definition binds it."""
 
     instance_id: str
     task_id: str
     bpmn_id: str
     title: str
-    form_schema: dict
-    ui_schema: dict
+    schema_text: str  # the form's JSON Schema
+    ui_text: str  # its UI schema ("{}" when the task names none)
     data: dict
 
 
@@ -89,6 +93,8 @@ class Runtime:
         self._on_cancel = on_cancel
         # Signs the audit chain's head when an instance ends, so a cut-off tail shows.
         self._sign = sign_head
+        # What pages show of a definition, read once per version.
+        self._versions = DeployedVersions()
 
     def _sign_head(self, session: Session, reason: str) -> None:
         """Sign the audit chain's head in ``session`` (after its entries are flushed)."""
@@ -119,7 +125,7 @@ class Runtime:
         """Run every engine step that is ready, saving after each one; deliver the messages the
         instance waits for (a job host calls this)."""
         with instance_lease(self.sessions, instance_id) as owner:
-            with unit_of_work(self.sessions) as session:
+            with read_only(self.sessions) as session:
                 instance, definition = self._load_rows(session, instance_id)
                 if instance.status != "running":
                     return
@@ -145,7 +151,7 @@ class Runtime:
         waiting = spiff.waiting_messages(workflow)
         if not waiting:
             return False
-        with unit_of_work(self.sessions) as session:
+        with read_only(self.sessions) as session:
             posted = session.execute(select(InstanceMessage.id, InstanceMessage.name, InstanceMessage.payload)
                                      .where(InstanceMessage.instance_id == instance_id,
                                             InstanceMessage.delivered_at.is_(None),
@@ -191,29 +197,12 @@ class Runtime:
 
     def ready_task(self, instance_id: str) -> ReadyTask | None:
         """The user task this instance waits on, or None while it works or after it ended."""
-        with unit_of_work(self.sessions) as session:
-            instance, definition = self._load_rows(session, instance_id)
-        if instance.status != "running":
-            return None
-        task = spiff.ready_user_task(self._workflow(instance, definition))
-        if task is None:
-            return None
-        properties = task.task_spec.extensions.get("properties", {})
-        forms = definition.forms
-        return ReadyTask(
-            instance_id=instance_id,
-            task_id=str(task.id),
-            bpmn_id=task.task_spec.bpmn_id,
-            title=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-            form_schema=json.loads(forms[properties["formJsonSchemaFilename"]]),
-            ui_schema=json.loads(forms.get(properties.get("formUiSchemaFilename", ""), "{}")),
-            data=dict(task.data),
-        )
+        return self.current(instance_id)[1]
 
     def complete_task(self, instance_id: str, task_id: str, data: dict[str, Any], user: str) -> None:
         """Complete the ready user task ``task_id`` with validated form ``data``; queue the rest."""
         with instance_lease(self.sessions, instance_id, wait=PERSON_WAIT_SECONDS) as owner:
-            with unit_of_work(self.sessions) as session:
+            with read_only(self.sessions) as session:
                 instance, definition = self._load_rows(session, instance_id)
             workflow = self._workflow(instance, definition)
             task = spiff.ready_user_task(workflow)
@@ -228,34 +217,74 @@ class Runtime:
 
     def view(self, instance_id: str) -> InstanceView:
         """The instance's status for the console."""
-        with unit_of_work(self.sessions) as session:
-            instance, definition = self._load_rows(session, instance_id)
-        waiting = None
-        if instance.status == "running":
-            task = spiff.ready_user_task(self._workflow(instance, definition))
-            waiting = (task.task_spec.bpmn_name or task.task_spec.bpmn_id) if task else None
-        return InstanceView(instance.id, definition.process_id, definition.name, definition.version,
-                            instance.status, waiting, instance.error, instance.started_by,
-                            instance.started_at)
+        instance, definition = self._shown(instance_id)
+        return self._view(instance, definition, self._ready_step(instance, definition))
+
+    def current(self, instance_id: str) -> tuple[InstanceView, ReadyTask | None]:
+        """The instance's status and the user task it waits on (None while it works or after it
+        ended), from one read and at most one restore of its state: what an order's page shows."""
+        instance, definition = self._shown(instance_id)
+        step = self._ready_step(instance, definition)
+        return (self._view(instance, definition, step),
+                self._ready(instance, definition, step) if step is not None else None)
 
     def open_instances(self, user: str | None = None) -> list[InstanceView]:
         """Instances not yet completed (of ``user`` when given), newest first: the inbox."""
-        with unit_of_work(self.sessions) as session:
-            query = select(Instance.id).where(Instance.status.in_(("running", "error")))
+        with read_only(self.sessions) as session:
+            query = _SHOWN.where(Instance.status.in_(("running", "error")))
             if user is not None:
                 query = query.where(Instance.started_by == user)
-            ids = session.scalars(query.order_by(Instance.started_at.desc())).all()
-        return [self.view(instance_id) for instance_id in ids]
+            rows = session.execute(query.order_by(Instance.started_at.desc())).all()
+            shown = [(row, self._versions.get(session, row.definition_id)) for row in rows]
+        return [self._view(instance, definition, self._ready_step(instance, definition))
+                for instance, definition in shown]
 
     def pending_instances(self) -> list[str]:
         """Running instances, to hand to the runner after a restart: interrupted work resumes."""
-        with unit_of_work(self.sessions) as session:
+        with read_only(self.sessions) as session:
             return list(session.scalars(select(Instance.id).where(Instance.status == "running")))
 
     def state_size(self, instance_id: str) -> int:
         """Bytes of stored workflow state (kept small: per-card data lives in tables)."""
-        with unit_of_work(self.sessions) as session:
+        with read_only(self.sessions) as session:
             return len(session.get(Instance, instance_id).state.encode())
+
+    def _shown(self, instance_id: str) -> tuple[Row, DeployedVersion]:
+        """The instance's row as the console reads it, and its definition; NotFound if none."""
+        with read_only(self.sessions) as session:
+            instance = session.execute(_SHOWN_ONE, {"instance_id": instance_id}).first()
+            if instance is None:
+                raise NotFound(f"No order process {instance_id}.")
+            return instance, self._versions.get(session, instance.definition_id)
+
+    @staticmethod
+    def _ready_step(instance: Row, definition: DeployedVersion) -> spiff.ReadyStep | None:
+        """The user task ``instance`` waits on (None unless it runs), restored at most once per
+        stored state, on its definition's specs parsed once."""
+        if instance.status != "running":
+            return None
+        return spiff.ready_step(instance.state, definition.spec_json)
+
+    @staticmethod
+    def _view(instance: Row, definition: DeployedVersion, step: spiff.ReadyStep | None) -> InstanceView:
+        """What the console shows of ``instance``, waiting on ``step`` (or None)."""
+        return InstanceView(instance.id, definition.process_id, definition.name, definition.version,
+                            instance.status, step.title if step else None, instance.error,
+                            instance.started_by, instance.started_at)
+
+    @staticmethod
+    def _ready(instance: Row, definition: DeployedVersion, step: spiff.ReadyStep) -> ReadyTask:
+        """``step`` as the console draws it: its title, its form's text, its data."""
+        properties = step.properties
+        return ReadyTask(
+            instance_id=instance.id,
+            task_id=step.task_id,
+            bpmn_id=step.bpmn_id,
+            title=step.title,
+            schema_text=definition.forms[properties["formJsonSchemaFilename"]],
+            ui_text=definition.forms.get(properties.get("formUiSchemaFilename", ""), "{}"),
+            data=step.task_data(),
+        )
 
     def _load_rows(self, session: Session, instance_id: str) -> tuple[Instance, Definition]:
         instance = session.get(Instance, instance_id)
@@ -264,6 +293,7 @@ class Runtime:
         return instance, session.get(Definition, instance.definition_id)
 
     def _workflow(self, instance: Instance, definition: Definition):
+        """The instance's workflow, to run engine steps or complete a task on."""
         return spiff.state_from_json(instance.state, definition.spec_json,
                                      self._script_engine(instance, definition))
 
@@ -326,7 +356,7 @@ class Runtime:
         or during steps, or their error could not be saved. The sweeper hands them to a host
         again. Each comes with whether a host died holding it (its lease lapsed)."""
         now = utcnow()
-        with unit_of_work(self.sessions) as session:
+        with read_only(self.sessions) as session:
             return [(row.id, row.locked_by is not None) for row in session.execute(
                 select(Instance.id, Instance.locked_by).where(
                     Instance.status == "running", Instance.waiting_for.is_(None),
@@ -343,7 +373,7 @@ class Runtime:
     def with_messages(self, limit: int = 100) -> list[str]:
         """Running instances with posted messages not delivered yet, that no host holds."""
         now = utcnow()
-        with unit_of_work(self.sessions) as session:
+        with read_only(self.sessions) as session:
             return list(session.scalars(
                 select(Instance.id).distinct()
                 .join(InstanceMessage, InstanceMessage.instance_id == Instance.id)

@@ -5,8 +5,11 @@ Everything else in the engine works with the plain values these functions return
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -36,6 +39,10 @@ MAX_BPMN_BYTES = 2 * 2**20
 
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
 _VALIDATOR: BpmnValidator | None = None
+# Definitions whose parsed specs are kept for reading (a few versions of each process at most).
+SHARED_SPECS = 32
+# Instance states whose ready user task is kept (pages show the same few hundred orders again).
+READY_STEPS = 1024
 
 ServiceCaller = Callable[[str, dict[str, Any]], Any]
 
@@ -84,10 +91,50 @@ def state_to_json(workflow: BpmnWorkflow) -> str:
 
 
 def state_from_json(state: str, spec_json: str, script_engine: PythonScriptEngine) -> BpmnWorkflow:
-    """Rebuild a workflow from its stored state and the specs of its definition."""
+    """Rebuild a workflow from its stored state and the specs of its definition, to run it."""
     dct = json.loads(state)
     dct.update(json.loads(spec_json))
     SERIALIZER.migrate(dct)
+    workflow = SERIALIZER.from_dict(dct)
+    _attach_script_engine(workflow, script_engine)
+    return workflow
+
+
+@dataclass(frozen=True)
+class ParsedSpecs:
+    """A definition's process spec and subprocess specs, parsed from its spec JSON."""
+
+    spec: Any
+    subprocess_specs: Mapping[str, Any]
+
+
+@lru_cache(maxsize=SHARED_SPECS)
+def shared_specs(spec_json: str) -> ParsedSpecs:
+    """The specs of ``spec_json``, parsed once and shared by every reader of that definition.
+
+    Keyed by the text itself: a deployed definition never changes, so its text is its version
+    (a new version, another text, is parsed afresh), and unlike a row id it names the same
+    specs in every database a process opens.
+    """
+    specs = json.loads(spec_json)
+    return ParsedSpecs(SERIALIZER.from_dict(specs["spec"]),
+                       {name: SERIALIZER.from_dict(s) for name, s in specs["subprocess_specs"].items()})
+
+
+def workflow_to_read(state: str, spec_json: str, script_engine: PythonScriptEngine) -> BpmnWorkflow:
+    """Rebuild a workflow to read it (its ready task, its task states) on its definition's shared specs.
+
+    Never run the result: SpiffWorkflow connects handlers to a spec's events while it runs a
+    workflow (multi-instance tasks), which threads sharing the spec would race on; engine steps
+    use state_from_json. A state saved by an older serializer is migrated there too.
+    """
+    dct = json.loads(state)
+    if dct.get(SERIALIZER.VERSION_KEY) != SERIALIZER.VERSION:
+        return state_from_json(state, spec_json, script_engine)
+    del dct[SERIALIZER.VERSION_KEY]
+    specs = shared_specs(spec_json)
+    # Restoring passes values it has no converter for through as they are: here, the parsed specs.
+    dct["spec"], dct["subprocess_specs"] = specs.spec, dict(specs.subprocess_specs)
     workflow = SERIALIZER.from_dict(dct)
     _attach_script_engine(workflow, script_engine)
     return workflow
@@ -206,6 +253,42 @@ class ScriptEngine(PythonScriptEngine):
             return self.environment.call_service(task.data, **kwargs)
         except Exception as err:  # the handler's error, shown with the task that called it
             raise self.create_task_exec_exception(task, "", err) from err
+
+
+def _no_services(name: str, _params: dict[str, Any]) -> Any:
+    """The services of a workflow restored only to be read: there are none."""
+    raise RuntimeError(f"a workflow restored to be read never runs; it called the service {name}")
+
+
+# The script engine of workflows restored to be read: they never run a script or a service.
+_READING_ENGINE = ScriptEngine(RestrictedEnvironment(_no_services))
+
+
+@dataclass(frozen=True)
+class ReadyStep:
+    """The user task a stored workflow waits on, as the console shows it."""
+
+    task_id: str
+    bpmn_id: str
+    title: str
+    properties: Mapping[str, str]  # the task's extension properties (its form files, ...)
+    data: Mapping[str, Any]  # the task's data: take task_data() for a copy of one's own
+
+    def task_data(self) -> dict[str, Any]:
+        """A copy of the task's data that the caller may change."""
+        return copy.deepcopy(dict(self.data))
+
+
+@lru_cache(maxsize=READY_STEPS)
+def ready_step(state: str, spec_json: str) -> ReadyStep | None:
+    """The user task the workflow stored as ``state`` waits on, or None: restored once per
+    stored state (workflow_to_read), so showing an unchanged order again restores nothing."""
+    task = ready_user_task(workflow_to_read(state, spec_json, _READING_ENGINE))
+    if task is None:
+        return None
+    spec = task.task_spec
+    return ReadyStep(str(task.id), spec.bpmn_id, spec.bpmn_name or spec.bpmn_id,
+                     dict(spec.extensions.get("properties", {})), copy.deepcopy(task.data))
 
 
 def _task_error(task, what: str, err: ScriptError) -> WorkflowTaskException:

@@ -6,6 +6,7 @@ widget of the registry (data the form itself cannot hold, such as a paginated ca
 Everything is rendered with autoescape on: form files are admin-authored text. A form file is
 read completely (size, UTF-8, JSON, nesting, a safe schema) by read_form_file, at deploy and in
 the admin's form editor; load_form checks the schema's safety again, for forms stored before.
+A page loads its form with form_from_text, checked once per form text.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -23,6 +25,8 @@ from markupsafe import Markup
 from engine.forms.schema_safety import MAX_DEPTH, depth_problem, schema_problem
 
 MAX_FORM_BYTES = 256 * 1024
+# Checked forms kept for the pages: every form of a few versions of each process.
+CHECKED_FORMS = 64
 BUILTIN_WIDGETS = frozenset({"text", "textarea", "select", "radio", "checkbox"})
 
 _TEMPLATES = Environment(
@@ -143,6 +147,19 @@ def load_form(schema: Mapping[str, Any], ui_schema: Mapping[str, Any] | None = N
                    for name in _ordered(properties, ui_schema.get("ui:order", [])))
     return SchemaForm(schema, ui_schema, schema.get("title"), schema.get("description"), fields,
                       _actions(ui_schema.get("ui:actions", [])))
+
+
+@lru_cache(maxsize=CHECKED_FORMS)
+def form_from_text(schema_text: str, ui_text: str) -> SchemaForm:
+    """load_form of a schema and UI schema given as their file text, checked once per text and
+    then shared (never change the result): a definition binds its forms' text, which never
+    changes, so the text is the form's version. A form that fails its checks raises each time.
+    """
+    try:
+        schema, ui_schema = json.loads(schema_text), json.loads(ui_text) if ui_text else None
+    except (ValueError, RecursionError) as error:
+        raise FormDefinitionError(f"The form files are not valid JSON: {error}") from None
+    return load_form(schema, ui_schema)
 
 
 def check_form(schema: Mapping[str, Any], ui_schema: Mapping[str, Any] | None,

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 
-from engine.db import unit_of_work
-from engine.logins import LockoutPolicy, UnknownNames, authenticate, close_session, session_user
+from engine.db import read_only, unit_of_work
+from engine.logins import LockoutPolicy, UnknownNames, authenticate, close_session, seen_user, session_user
 from engine.web.context import services
 
 bp = Blueprint("auth", __name__)
@@ -52,10 +52,17 @@ class LoginUser(UserMixin):
 
 @login_manager.user_loader
 def load_user(token: str) -> LoginUser | None:
-    """The user of the session's login token, read on every request: an ended session logs out."""
-    with unit_of_work(services().sessions) as session:
-        user = session_user(session, token, _lockout_policy())
-        return LoginUser(token, user.id, user.name, user.role) if user else None
+    """The user of the session's login token, read on every request: an ended session logs out.
+
+    Read without a write lock; the visit is recorded (or the idle session ended) at most once a minute.
+    """
+    sessions, policy = services().sessions, _lockout_policy()
+    with read_only(sessions) as session:
+        user, stale = seen_user(session, token, policy)
+    if stale:
+        with unit_of_work(sessions) as session:
+            user = session_user(session, token, policy)
+    return LoginUser(token, user.id, user.name, user.role) if user else None
 
 
 def role_required(*roles: str) -> Callable:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from engine.db import unit_of_work
+from engine.db import read_only
 from engine.forms.schema_form import FormDefinitionError
 from engine.leases import InstanceBusy
-from engine.runtime import InstanceView, NotFound, RuntimeFailure
+from engine.runtime import InstanceView, NotFound, ReadyTask, RuntimeFailure
 from engine.web.auth import role_required
 from engine.web.context import services
 from engine.web.paging import page_number
@@ -26,20 +26,25 @@ SUMMARY_PAGE_SIZE = 100
 operator_only = role_required("operator")
 
 
-def _owned_view(instance_id: str) -> InstanceView:
-    """The instance, which must exist and belong to the logged-in operator."""
+def _owned(instance_id: str) -> tuple[InstanceView, ReadyTask | None]:
+    """The instance, which must exist and belong to the logged-in operator, and its ready user task."""
     try:
-        view = services().runtime.view(instance_id)
+        view, task = services().runtime.current(instance_id)
     except NotFound:
         abort(404, "There is no such order; it may have been removed.")
     if view.started_by != current_user.name:
         abort(403)
-    return view
+    return view, task
+
+
+def _owned_view(instance_id: str) -> InstanceView:
+    """The instance, which must exist and belong to the logged-in operator."""
+    return _owned(instance_id)[0]
 
 
 def _order_state(instance_id: str) -> tuple[int | None, str | None, dict | None]:
     """The order's id, status and production counts (all None before the order is opened)."""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         order = order_for_instance(session, instance_id)
         if order is None:
             return None, None, None
@@ -70,14 +75,12 @@ def start():
 @operator_only
 def order(instance_id: str):
     """The order's current step: a form, progress, its error, or its summary."""
-    view = _owned_view(instance_id)
-    if view.status == "running" and view.waiting_on:
-        task = services().runtime.ready_task(instance_id)
-        if task is not None:
-            return render_task(view, task)
+    view, task = _owned(instance_id)
+    if task is not None:
+        return render_task(view, task)
     order_id, order_status, counts = _order_state(instance_id)
     if view.status in ("completed", "cancelled"):
-        with unit_of_work(services().sessions) as session:
+        with read_only(services().sessions) as session:
             cards = order_cards(session, order_id, page=page_number(request.args),
                                 per_page=SUMMARY_PAGE_SIZE) if order_id else None
         return render_template("order_summary.html", view=view, order_id=order_id,
@@ -102,8 +105,7 @@ def status(instance_id: str):
 @operator_only
 def submit_task_view(instance_id: str, task_id: str):
     """Complete the step with the posted form, or re-draw it with what was wrong (nothing changes)."""
-    view = _owned_view(instance_id)
-    task = services().runtime.ready_task(instance_id) if view.status == "running" else None
+    view, task = _owned(instance_id)
     if task is None:
         flash("This step is no longer waiting for input; here is where the order stands now.", "error")
         return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)

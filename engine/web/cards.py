@@ -12,7 +12,7 @@ from flask import Blueprint, abort, redirect, render_template, request, send_fro
 from flask_login import login_required
 from sqlalchemy import select
 
-from engine.db import unit_of_work
+from engine.db import read_only
 from engine.store import Definition
 from engine.web.auth import role_required
 from engine.web.context import services
@@ -42,7 +42,7 @@ def lookup():
 @readers
 def history(number: str):
     """The card's recorded state changes, oldest first."""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         try:
             card, events = card_history(session, number)
         except NotFoundError as error:

@@ -13,8 +13,8 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from engine.db import unit_of_work
-from engine.forms.schema_form import Action, Field, load_form, render_form
+from engine.db import read_only, unit_of_work
+from engine.forms.schema_form import Action, Field, form_from_text, render_form
 from engine.forms.validation import Submission, read_submission
 from engine.forms.widgets import WidgetContext
 from engine.runtime import InstanceView, ReadyTask
@@ -29,8 +29,8 @@ class _Rejected(Exception):
 def render_task(view: InstanceView, task: ReadyTask, submission: Submission | None = None,
                 status: int = 200, notice: str | None = None) -> tuple[str, int]:
     """The task's page: its form with values and errors from ``submission`` when re-drawn."""
-    form = load_form(task.form_schema, task.ui_schema)
-    with unit_of_work(services().sessions) as session:
+    form = form_from_text(task.schema_text, task.ui_text)
+    with read_only(services().sessions) as session:
         order = order_for_instance(session, task.instance_id)
         posted = request.form if submission is not None else None
         action = submission.action.name if submission and submission.action else None
@@ -58,7 +58,7 @@ def submit_task(task: ReadyTask) -> Submission:
 
     Returns the submission; the caller re-draws the form when ``submission.ok`` is False.
     """
-    form = load_form(task.form_schema, task.ui_schema)
+    form = form_from_text(task.schema_text, task.ui_text)
     submission: Submission | None = None
     try:
         with unit_of_work(services().sessions) as session:

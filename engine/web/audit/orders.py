@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, render_template, request
 from sqlalchemy import select
 
-from engine.db import unit_of_work
+from engine.db import read_only
 from engine.store import Definition
 from engine.web.audit import auditor_only, bp
 from engine.web.audit.keyset import KeysetPage, keyset_page, position
@@ -39,7 +39,7 @@ def orders():
     operator = request.args.get("operator", "").strip()
     errors = _filter_errors(status, operator)
     where = position(request.args)
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         page, counts = KeysetPage([], None, None), {}
         if not errors:
             rows = orders_page(session, status or None, operator or None, before_id=where.before,
@@ -60,7 +60,7 @@ def order(order_id: int):
     cards_after = request.args.get("cards_after", "")
     if len(cards_after) > MAX_CARD_NUMBER or not cards_after.isprintable():
         cards_after = ""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         found = session.get(Order, order_id)
         if found is None:
             abort(404, f"There is no order {order_id}.")

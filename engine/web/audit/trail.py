@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.audit_export import AuditFilters, filtered_entries
-from engine.db import unit_of_work
+from engine.db import read_only
 from engine.store import AuditEvent, AuditHead
 from engine.web.audit import auditor_only, bp
 from engine.web.audit.keyset import KeysetPage, Position, keyset_page, position
@@ -32,7 +32,7 @@ def entries_page(session: Session, filters: AuditFilters, where: Position,
 
 def render_trail(form: TrailForm):
     """The trail page for ``form``: its entries, or its errors next to their fields (400)."""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         groups = event_type_groups(session, form.values["action"])
         # The chain's last signed head and its length (ids are numbered 1, 2, ... without gaps).
         head = session.scalar(select(AuditHead).order_by(AuditHead.id.desc()).limit(1))
