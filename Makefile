@@ -39,7 +39,12 @@ BPMNJS := engine/web/bpmnjs/node_modules/.package-lock.json
 $(BPMNJS): engine/web/bpmnjs/package-lock.json
 	npm ci --prefix engine/web/bpmnjs --no-audit --no-fund --loglevel=error
 
-setup: system-packages $(VENV)/.installed $(BPMNLINT) $(BPMNJS)
+# axe-core (the accessibility engine of Deque) checks every console page in the browser tests.
+AXE := tests/axe/node_modules/.package-lock.json
+$(AXE): tests/axe/package-lock.json
+	npm ci --prefix tests/axe --no-audit --no-fund --loglevel=error
+
+setup: system-packages $(VENV)/.installed $(BPMNLINT) $(BPMNJS) $(AXE)
 
 demo: setup
 	CARDFLOW_INSTANCE_PATH=$(INSTANCE) $(VENV)/bin/cardflow demo --host $(HOST) --port $(PORT)
