@@ -87,6 +87,10 @@ class ProductionContext:
     worker: str = "local"
     pool: str = "default"
     claim_seconds: float = CLAIM_SECONDS
+    keeper: ClaimKeeper = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.keeper = ClaimKeeper(self)
 
 
 @dataclass(frozen=True)
@@ -191,8 +195,7 @@ def produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> str:
     claim = _claim(ctx, order_id, card_id)
     if claim is None:
         return "skipped"
-    beat = _ClaimRenewal(ctx, claim)
-    beat.start()
+    ctx.keeper.hold(claim)
     try:
         try:
             result, error = ctx.station.produce(claim.job, f"a{claim.attempt}"), None
@@ -205,7 +208,7 @@ def produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> str:
                           extra=_log_ids(ctx, claim))
             result, error = None, f"Unexpected error in the station ({type(failure).__name__}); see the log."
     finally:
-        beat.stop()
+        ctx.keeper.release(claim)
     return _record_outcome(ctx, claim, result, error)
 
 
@@ -300,41 +303,67 @@ def _claim_guard(order_id: int, card_id: int, token: int) -> Callable[[Session],
     return still_claimed
 
 
-class _ClaimRenewal:
-    """Keeps the claim alive while the station works (a real printer takes 15 to 24 s a card).
+class ClaimKeeper:
+    """Keeps this host's claims alive while its station works (a real printer takes 15 to 24 s a
+    card): one thread for all of them, running only while some are held, so a card pays for no
+    thread of its own.
 
-    It renews only under the claim's token, survives database errors (it tries again at the
-    next beat), and stops renewing once the claim is lost: the outcome write then finds out.
+    It renews each claim only under its token, survives database errors (it tries again at the
+    next beat), and drops a claim once it is lost: the outcome write then finds out.
     """
 
-    def __init__(self, ctx: ProductionContext, claim: Claim):
-        self.ctx, self.claim = ctx, claim
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"claim-{claim.order_id}-{claim.card_id}",
-                                        daemon=True)
+    def __init__(self, ctx: ProductionContext):
+        self.ctx = ctx
+        self._held: dict[tuple[int, int], Claim] = {}
+        self._lock = threading.Lock()
+        self._running = False
+        self._beat = threading.Event()  # never set: its wait is the pause between beats
 
-    def start(self) -> None:
-        self._thread.start()
+    def hold(self, claim: Claim) -> None:
+        with self._lock:
+            self._held[claim.order_id, claim.card_id] = claim
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="cardflow-claim-keeper", daemon=True).start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    def release(self, claim: Claim) -> None:
+        with self._lock:
+            self._held.pop((claim.order_id, claim.card_id), None)
+
+    def _still_held(self, claim: Claim) -> bool:
+        with self._lock:
+            return self._held.get((claim.order_id, claim.card_id)) is claim
 
     def _run(self) -> None:
-        while not self._stop.wait(self.ctx.claim_seconds / 4):
-            try:
-                with self.ctx.sessions.begin() as session:
-                    renewed = session.execute(update(OrderCard).where(
-                        OrderCard.order_id == self.claim.order_id, OrderCard.card_id == self.claim.card_id,
-                        OrderCard.claim_token == self.claim.token, OrderCard.status == "claimed")
-                        .values(claimed_until=utcnow() + timedelta(seconds=self.ctx.claim_seconds))).rowcount
-                if not renewed:
-                    log.warning("claim on card %s of order %s lost", self.claim.card_id, self.claim.order_id,
-                                extra=_log_ids(self.ctx, self.claim))
+        while True:
+            self._beat.wait(self.ctx.claim_seconds / 4)
+            with self._lock:
+                claims = list(self._held.values())
+                if not claims:
+                    self._running = False
                     return
-            except Exception:
-                log.exception("renewing the claim on card %s failed; retrying", self.claim.card_id,
-                              extra=_log_ids(self.ctx, self.claim))
+            for claim in claims:
+                self._renew(claim)
+
+    def _renew(self, claim: Claim) -> None:
+        try:
+            with self.ctx.sessions.begin() as session:
+                renewed = session.connection().execute(_RENEW, {
+                    "b_order": claim.order_id, "b_card": claim.card_id, "b_token": claim.token,
+                    "b_until": utcnow() + timedelta(seconds=self.ctx.claim_seconds)}).rowcount
+            if not renewed and self._still_held(claim):
+                log.warning("claim on card %s of order %s lost", claim.card_id, claim.order_id,
+                            extra=_log_ids(self.ctx, claim))
+                self.release(claim)
+        except Exception:
+            log.exception("renewing the claim on card %s failed; retrying", claim.card_id,
+                          extra=_log_ids(self.ctx, claim))
+
+
+_RENEW = (update(_items)
+          .where(_items.c.order_id == bindparam("b_order"), _items.c.card_id == bindparam("b_card"),
+                 _items.c.claim_token == bindparam("b_token"), _items.c.status == "claimed")
+          .values(claimed_until=bindparam("b_until")))
 
 
 def _log_ids(ctx: ProductionContext, claim: Claim) -> dict:
