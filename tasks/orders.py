@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, literal, select, union, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -49,14 +50,59 @@ def get_open_order(session: Session, order_id: int) -> Order:
 
 def _taken_message(session: Session, card_ids, order_id: int) -> str | None:
     """A message naming the first of ``card_ids`` that another open order holds, if any."""
+    taken = _taken(session, card_ids, order_id)
+    return None if taken is None else f"{taken}; choose other cards."
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """A card another open order holds."""
+
+    card_id: int
+    number: str
+    order_id: int
+
+    def __str__(self) -> str:
+        return f"Card {self.number} is already taken by order {self.order_id}"
+
+
+def _taken(session: Session, card_ids, order_id: int) -> _Taken | None:
+    """The first of ``card_ids`` (by number) that another open order holds."""
     row = session.execute(
-        select(Card.number, Reservation.order_id)
+        select(Card.id, Card.number, Reservation.order_id)
         .join(Reservation, Reservation.card_id == Card.id)
         .where(Card.id.in_(card_ids), Reservation.order_id != order_id)
         .order_by(Card.number).limit(1)).first()
     if row is None:
         return None
-    return f"Card {row.number} is already taken by order {row.order_id}; choose other cards."
+    return _Taken(*row)
+
+
+@dataclass(frozen=True)
+class SelectionProblem:
+    """Why cards cannot be selected, and the card at fault when it is one of them."""
+
+    message: str
+    card_id: int | None = None
+
+
+def selection_problem(session: Session, order_id: int, card_ids: list[int]) -> SelectionProblem | None:
+    """What keeps ``card_ids`` out of the order's selection (reads only): unknown cards, cards not
+    requested, cards another open order holds; None when they can all be selected."""
+    wanted = sorted(set(card_ids))
+    if not wanted:
+        return None
+    found = {row.id: row for row in session.execute(
+        select(Card.id, Card.number, Card.state).where(Card.id.in_(wanted)))}
+    unknown = [str(cid) for cid in wanted if cid not in found]
+    if unknown:
+        return SelectionProblem(f"Unknown card id(s): {', '.join(unknown[:10])}. Search again.")
+    wrong = [found[cid] for cid in wanted if found[cid].state != CardState.REQUESTED]
+    if wrong:
+        listed = ", ".join(f"{row.number} ({row.state})" for row in wrong[:10])
+        return SelectionProblem(f"Only requested cards can be issued; not: {listed}.", wrong[0].id)
+    taken = _taken(session, wanted, order_id)
+    return SelectionProblem(f"{taken}; choose other cards.", taken.card_id) if taken else None
 
 
 def stage_selection(session: Session, order_id: int, card_ids: list[int] | None = None,
@@ -65,17 +111,9 @@ def stage_selection(session: Session, order_id: int, card_ids: list[int] | None 
     get_open_order(session, order_id)
     if card_ids:
         wanted = sorted(set(card_ids))
-        found = dict(session.execute(select(Card.id, Card.state).where(Card.id.in_(wanted))).all())
-        unknown = [str(cid) for cid in wanted if cid not in found]
-        if unknown:
-            raise SelectionError(f"Unknown card id(s): {', '.join(unknown[:10])}. Search again.")
-        numbers = dict(session.execute(select(Card.id, Card.number).where(Card.id.in_(wanted))).all())
-        wrong = [f"{numbers[cid]} ({found[cid]})" for cid in wanted if found[cid] != CardState.REQUESTED]
-        if wrong:
-            raise SelectionError(f"Only requested cards can be issued; not: {', '.join(wrong[:10])}.")
-        taken = _taken_message(session, wanted, order_id)
-        if taken:
-            raise SelectionError(taken)
+        problem = selection_problem(session, order_id, wanted)
+        if problem:
+            raise SelectionError(problem.message)
         source = select(Card.id).where(Card.id.in_(wanted))
     elif match is not None:
         held_elsewhere = select(Reservation.card_id).where(Reservation.order_id != order_id)

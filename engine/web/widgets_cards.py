@@ -7,6 +7,7 @@ only a count goes into the workflow data. Domain errors become FormErrors with t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -15,17 +16,20 @@ from markupsafe import Markup
 
 from engine.forms.widgets import FormError, WidgetContext, WidgetRegistry
 from engine.web.paging import page_cursor, page_number
-from tasks.card_search import COUNT_CAP, CursorError, search_requested
+from tasks.card_search import COUNT_CAP, CursorError, number_letters, search_requested
 from tasks.errors import CardflowError
-from tasks.orders import request_repeat, stage_selection
+from tasks.orders import request_repeat, selection_problem, stage_selection
 from tasks.queries import SearchFilter, order_cards, progress
+from tasks.search_terms import TermError, read_day, read_number_prefix
 
 SEARCH_PAGE_SIZE = 50
 ORDER_PAGE_SIZE = 100
-MAX_NUMBER_LENGTH = 40
 MAX_REASON_LENGTH = 500
+# A post ticks cards of one page (50): far more is not a browser's.
+MAX_POSTED_IDS = 500
 TRUE_VALUES = ("true", "on", "1")
-FILTER_ARGS = ("number", "from", "to")
+FILTER_FIELDS = (("number", "Card number"), ("from", "Requested from"), ("to", "Requested to"))
+NOTHING_SELECTED = "Select at least one card, or tick \"Select all matching\"."
 
 
 def register_card_widgets(registry: WidgetRegistry) -> None:
@@ -49,71 +53,141 @@ def _require_order(ctx: WidgetContext) -> Any:
     return ctx.order
 
 
-def read_filter(args: Mapping[str, str]) -> tuple[SearchFilter, list[str]]:
-    """The search filter in the query arguments and, for bad values, what is wrong with them."""
-    problems = []
-    number = args.get("number", "").strip()
-    if len(number) > MAX_NUMBER_LENGTH:
-        problems.append(f"Card number: enter at most {MAX_NUMBER_LENGTH} characters.")
-        number = ""
+@dataclass
+class SearchTerms:
+    """The search fields as read: the filter, what each field shows, and what is wrong with each."""
+
+    match: SearchFilter
+    shown: dict[str, str]  # field -> as read (ISO date, capitals), or as typed when it is wrong
+    problems: dict[str, str] = field(default_factory=dict)  # field -> what is wrong with it
+
+
+def read_filter(args: Mapping[str, str], session: Any) -> SearchTerms:
+    """The search filter in the query arguments, each field read as operators type it.
+
+    A number typed as digits only gets the letters of the requested cards' numbers (``000123``
+    searches ``TC-000123``; see NumberPrefix.written).
+    """
+    problems: dict[str, str] = {}
+    shown = {name: args.get(name, "").strip() for name, _label in FILTER_FIELDS}
+    number = None
+    try:
+        prefix = read_number_prefix(args.get("number", ""), "Card number")
+        if prefix is not None:
+            number = shown["number"] = prefix.written(
+                number_letters(session) if prefix.letters is None else (), "Card number")
+    except TermError as error:
+        problems["number"] = str(error)
     days: dict[str, date | None] = {}
-    for key, label in (("from", "Requested from"), ("to", "Requested to")):
-        raw = args.get(key, "").strip()
+    for name, label in FILTER_FIELDS[1:]:
         try:
-            days[key] = date.fromisoformat(raw) if raw else None
-        except ValueError:
-            problems.append(f"{label}: enter a date as YYYY-MM-DD, such as 2025-03-31.")
-            days[key] = None
+            days[name] = read_day(args.get(name, ""), label)
+        except TermError as error:
+            problems[name], days[name] = str(error), None
+        if days[name]:
+            shown[name] = days[name].isoformat()
     if days["from"] and days["to"] and days["from"] > days["to"]:
-        problems.append("Requested from must not be after Requested to.")
-    return SearchFilter(number or None, days["from"], days["to"]), problems
+        problems["to"] = (f"Requested to ({shown['to']}) is before Requested from ({shown['from']}); "
+                          "change one of them.")
+    return SearchTerms(SearchFilter(number, days["from"], days["to"]), shown, problems)
+
+
+@dataclass
+class Problem:
+    """Something wrong on the picker, and the id of the element at fault (the summary links to it)."""
+
+    message: str
+    target: str
+
+
+@dataclass
+class PickerPost:
+    """The picker's part of a post: the ticked cards, and whether all matching cards are wanted."""
+
+    ticked: list[int]
+    select_all: bool
+
+    @classmethod
+    def read(cls, form: Any) -> PickerPost:
+        """The post's card ids; FormError when they are not card ids, or far more than a page."""
+        values = form.getlist("card")
+        if len(values) > MAX_POSTED_IDS:
+            raise FormError("The post holds more cards than a page shows; reload the page and try again.")
+        return cls(_ids(values, "card selection"), form.get("select_all") in TRUE_VALUES)
 
 
 class CardPicker:
     """Search the requested cards, page through them, tick some or all matching."""
 
     def render(self, ctx: WidgetContext) -> Markup:
-        """The search fields (sent by GET), the result table with check boxes, count and page links.
+        """What is wrong (summed up first), the search fields (sent by GET), the result table with
+        check boxes, count and page links.
 
         A page link that does not fit (edited, or from another search) shows the first page and
-        says so.
+        says so: a notice, not an error, since the operator did nothing wrong.
         """
-        match, problems = read_filter(ctx.args)
+        terms = read_filter(ctx.args, ctx.session)
+        order_id = ctx.order.id if ctx.order else None
         result, notice = None, None
-        if not problems:
+        if not terms.problems:
             try:
-                result = search_requested(ctx.session, match, page_cursor(ctx.args), SEARCH_PAGE_SIZE)
+                result = search_requested(ctx.session, terms.match, page_cursor(ctx.args), SEARCH_PAGE_SIZE)
             except CursorError as error:
                 notice = str(error)
-                result = search_requested(ctx.session, match, per_page=SEARCH_PAGE_SIZE)
-        posted = ctx.form
-        ticked = set(posted.getlist("card")) if posted is not None else set()
+                result = search_requested(ctx.session, terms.match, per_page=SEARCH_PAGE_SIZE)
+        problems = [Problem(message, f"search-{name}") for name, message in terms.problems.items()]
         reservation = (ctx.task_data or {}).get("reservation")
-        failed = isinstance(reservation, dict) and not reservation.get("ok")
-        taken = reservation.get("error") if failed else None
-        search = {name: ctx.args[name] for name in FILTER_ARGS if ctx.args.get(name)}
+        if isinstance(reservation, dict) and not reservation.get("ok") and ctx.form is None:
+            problems.append(Problem(str(reservation.get("error")), "picker-cards"))
+        ticked, select_all = set(), False
+        if ctx.form is not None:
+            ticked = set(ctx.form.getlist("card"))
+            select_all = ctx.form.get("select_all") in TRUE_VALUES
+            if ctx.action is not None and order_id is not None and not terms.problems:
+                problems += self._post_problems(ctx, order_id)
+        search = {name: terms.shown[name] for name, _label in FILTER_FIELDS if terms.shown[name]}
         return Markup(render_template(
-            "widgets/card_picker.html", field=ctx.field, args=ctx.args, result=result, problems=problems,
-            notice=notice, cap=COUNT_CAP, ticked=ticked,
-            select_all=posted is not None and posted.get("select_all") in TRUE_VALUES,
-            order_id=ctx.order.id if ctx.order else None, taken=taken,
+            "widgets/card_picker.html", field=ctx.field, terms=terms, result=result, problems=problems,
+            faults={problem.target: problem.message for problem in problems}, notice=notice, cap=COUNT_CAP,
+            ticked=ticked, select_all=select_all, order_id=order_id, posted=ctx.form is not None,
             links=dict(search, instance_id=ctx.instance_id)))
 
     def extract(self, form: Any, ctx: WidgetContext) -> Any:
         """Stage the ticked cards (or all that match the search) for the order; return the count."""
         order = _require_order(ctx)
-        card_ids = _ids(form.getlist("card"), "card selection")
+        post = PickerPost.read(form)
         match = None
-        if form.get("select_all") in TRUE_VALUES:
-            match, problems = read_filter(ctx.args)
-            if problems:
-                raise FormError(" ".join(problems))
-            card_ids = []
+        if post.select_all:
+            terms = read_filter(ctx.args, ctx.session)
+            if terms.problems:
+                raise FormError(" ".join(terms.problems.values()))
+            match = terms.match
+        problems = self._post_problems(ctx, order.id, post)
+        if problems:
+            raise FormError(" ".join(problem.message for problem in problems))
         try:
-            count = stage_selection(ctx.session, order.id, card_ids=card_ids or None, match=match)
+            ticked = None if match else post.ticked
+            count = stage_selection(ctx.session, order.id, card_ids=ticked, match=match)
         except CardflowError as error:
             raise FormError(str(error)) from None
         return {"selected": count}
+
+    @staticmethod
+    def _post_problems(ctx: WidgetContext, order_id: int, post: PickerPost | None = None) -> list[Problem]:
+        """What is wrong with the post's cards (reads only): extract refuses the post with these,
+        and the page drawn again shows them at the top and next to the card at fault."""
+        if post is None:
+            try:
+                post = PickerPost.read(ctx.form)
+            except FormError as error:
+                return [Problem(str(error), "picker-cards")]
+        if not post.ticked and not post.select_all:
+            return [Problem(NOTHING_SELECTED, "picker-cards")]
+        problem = selection_problem(ctx.session, order_id, post.ticked)
+        if problem is None:
+            return []
+        at = "picker-cards" if problem.card_id is None else f"card-{problem.card_id}"
+        return [Problem(problem.message, at)]
 
 
 class OrderCards:

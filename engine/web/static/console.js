@@ -43,3 +43,13 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   window.setTimeout(poll, 1000);
 });
+
+// ---- The card picker (Search cards step) ----------------------------------------------------
+// Its error summary takes the focus when the page loads, so a keyboard or screen reader user
+// starts at what is wrong.
+document.addEventListener("DOMContentLoaded", () => {
+  const summary = document.querySelector(".card-picker [data-focus-on-load]");
+  if (summary) {
+    summary.focus();
+  }
+});
