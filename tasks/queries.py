@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tasks.cards import CardState
+from tasks.cardsdk.records import CustodyRelease, IssuedCertificate
 from tasks.errors import NotFoundError
 from tasks.store import Card, CardEvent, Order, OrderCard, ProductionAttempt, utcnow
 
@@ -139,16 +140,6 @@ def progress(session: Session, order_id: int) -> dict[str, int]:
     return result
 
 
-def card_history(session: Session, number: str) -> tuple[Card, list[CardEvent]]:
-    """A card and its recorded state changes, oldest first."""
-    card = session.scalar(select(Card).where(Card.number == number))
-    if card is None:
-        raise NotFoundError(f"No card with number {number}.")
-    events = session.scalars(select(CardEvent).where(CardEvent.card_id == card.id)
-                             .order_by(CardEvent.at, CardEvent.id)).all()
-    return card, list(events)
-
-
 def list_cards(session: Session, state: str | None = None) -> list[Card]:
     """Every card (of ``state`` when given), by number: the CLI's listing."""
     query = select(Card).order_by(Card.number)
@@ -229,3 +220,130 @@ def orders_of_instances(session: Session, instance_ids: list[str]) -> dict[str, 
         return {}
     rows = session.execute(select(Order.instance_id, Order.id).where(Order.instance_id.in_(instance_ids)))
     return dict(rows.all())
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """An order as a card's history names it: who started it, what it ran, and the card in it."""
+
+    id: int
+    instance_id: str
+    created_by: str
+    status: str
+    process_id: str
+    process_version: int
+    options_name: str
+    options_version: int
+    card_status: str | None  # the card's production status in this order
+    misprint_reason: str | None  # the latest misprint marked on the card in this order
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    """A certificate the CA issued for one production attempt of a card (never its key)."""
+
+    serial: str
+    certificate_type: str
+    slot: str
+    issued_at: datetime
+    valid_until: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    order_id: int | None
+    attempt: int | None
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    """A release of a card's secrets from custody: which, by whom, when (never the values)."""
+
+    kinds: str
+    released_by: str
+    released_at: datetime
+    order_id: int | None
+    attempt: int | None
+
+
+@dataclass
+class CardRecord:
+    """Everything recorded about one card, oldest first: its state changes, the orders that
+    touched it, each production attempt, the certificates issued for them, custody releases."""
+
+    card: Card
+    events: list[CardEvent]
+    orders: dict[int, OrderFacts]
+    attempts: list[ProductionAttempt]
+    certificates: list[CertificateView]
+    releases: list[ReleaseView]
+
+
+def card_history(session: Session, number: str) -> CardRecord:
+    """The record of the card numbered ``number``; NotFoundError when there is none."""
+    # tasks.production imports this module; its attempt tag is the key of CA and custody records.
+    from tasks.production import attempt_ref
+
+    card = session.scalar(select(Card).where(Card.number == number))
+    if card is None:
+        raise NotFoundError(f"No card with number {number}.")
+    events = list(session.scalars(select(CardEvent).where(CardEvent.card_id == card.id)
+                                  .order_by(CardEvent.at, CardEvent.id)))
+    attempts = list(session.scalars(select(ProductionAttempt).where(ProductionAttempt.card_id == card.id)
+                                    .order_by(ProductionAttempt.started_at, ProductionAttempt.id)))
+    of_ref = {attempt_ref(a.order_id, a.card_id, a.attempt): (a.order_id, a.attempt) for a in attempts}
+    certificates = [
+        CertificateView(*row[:-1], *of_ref.get(row[-1], (None, None)))
+        for row in session.execute(
+            select(IssuedCertificate.serial, IssuedCertificate.certificate_type, IssuedCertificate.slot,
+                   IssuedCertificate.not_before, IssuedCertificate.not_after, IssuedCertificate.revoked_at,
+                   IssuedCertificate.revocation_reason, IssuedCertificate.attempt_ref)
+            .where(IssuedCertificate.card_number == card.number)
+            .order_by(IssuedCertificate.not_before, IssuedCertificate.id))]
+    releases = [
+        ReleaseView(*row[:-1], *of_ref.get(row[-1], (None, None)))
+        for row in session.execute(
+            select(CustodyRelease.kinds, CustodyRelease.released_by, CustodyRelease.released_at,
+                   CustodyRelease.attempt_ref)
+            .where(CustodyRelease.card_id == card.id)
+            .order_by(CustodyRelease.released_at, CustodyRelease.id))]
+    order_ids = {e.order_id for e in events if e.order_id} | {a.order_id for a in attempts}
+    return CardRecord(card, events, _orders_of_card(session, card.id, order_ids), attempts, certificates,
+                      releases)
+
+
+def _orders_of_card(session: Session, card_id: int, order_ids: set[int]) -> dict[int, OrderFacts]:
+    """The orders ``order_ids`` by id, each with where card ``card_id`` stands in it."""
+    if not order_ids:
+        return {}
+    rows = session.execute(
+        select(Order.id, Order.instance_id, Order.created_by, Order.status, Order.process_id,
+               Order.process_version, Order.options_name, Order.options_version, OrderCard.status,
+               OrderCard.misprint_reason)
+        .outerjoin(OrderCard, (OrderCard.order_id == Order.id) & (OrderCard.card_id == card_id))
+        .where(Order.id.in_(sorted(order_ids))))
+    return {row[0]: OrderFacts(*row) for row in rows}
+
+
+@dataclass(frozen=True)
+class CardMatch:
+    """A card whose number starts with a looked-up prefix."""
+
+    number: str
+    state: str
+    requested_at: datetime
+
+
+def cards_by_prefix(session: Session, prefix: str, after: str | None = None,
+                    limit: int = 50) -> list[CardMatch]:
+    """Up to ``limit`` cards whose number starts with ``prefix`` (as numbers are written, in
+    capitals), by number, those after number ``after``: one range of the number index, a keyset page."""
+    query = (select(Card.number, Card.state, Card.requested_at)
+             .where(*in_range(Card.number, number_bounds(SearchFilter(number=prefix)))))
+    if after is not None:
+        query = query.where(Card.number > after)
+    return [CardMatch(*row) for row in session.execute(query.order_by(Card.number).limit(limit))]
+
+
+def count_by_prefix(session: Session, prefix: str, cap: int = 1000) -> int:
+    """How many card numbers start with ``prefix``, counted up to ``cap + 1`` (more means "more than cap")."""
+    matching = (select(Card.number).where(*in_range(Card.number, number_bounds(SearchFilter(number=prefix))))
+                .limit(cap + 1).subquery())
+    return session.scalar(select(func.count()).select_from(matching)) or 0

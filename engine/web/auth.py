@@ -1,4 +1,5 @@
-"""Logging in and out, the logged-in user, and the role check every other blueprint uses.
+"""Logging in and out, the logged-in user, and the checks every other blueprint uses: the role
+check, and who may see an order (its pages, card previews and PDFs).
 
 A login is kept on the server: the Flask session holds a random token whose sha256 is a
 ``LoginSession`` row, and every request looks the row up, so logging out (or an admin disabling
@@ -13,7 +14,17 @@ from functools import wraps
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 
 from engine.db import read_only, unit_of_work
@@ -28,6 +39,8 @@ login_manager.login_message = "Please log in to see this page."
 login_manager.session_protection = "strong"
 
 HOME_BY_ROLE = {"operator": "batch_orders.index", "admin": "admin.index", "auditor": "audit.trail"}
+# Roles that read every order; anyone else sees only the orders they started.
+ORDER_READERS = ("auditor",)
 FAILED = "Unknown user name or wrong password."
 LOCKED = ("This account is locked after too many failed logins, until {until:%Y-%m-%d %H:%M:%S} UTC. "
           "Try again then, or ask an admin to unlock it.")
@@ -79,6 +92,30 @@ def role_required(*roles: str) -> Callable:
         return wrapped
 
     return decorate
+
+
+def may_see_order(user: LoginUser, owner: str) -> bool:
+    """Whether ``user`` may see an order started by ``owner``, with its card previews and PDFs: the
+    operator who started it, and the roles that read every order (auditors)."""
+    return bool(user.is_authenticated) and (user.name == owner or user.role in ORDER_READERS)
+
+
+def require_order_access(owner: str) -> None:
+    """403, with a page that names the order's owner, unless the logged-in user may see the order."""
+    if not may_see_order(current_user, owner):
+        message = (f"This order belongs to {owner}: only {owner} can open it and its card previews. "
+                   "Auditors can read every order in the audit console.")
+        abort(make_response(render_template("error.html", title="Not your order", message=message), 403))
+
+
+def order_url(order_id: int, instance_id: str, owner: str) -> str | None:
+    """The page of an order for the logged-in user: the auditor's record of it, the owner's own
+    order page, or None when the user may not see it."""
+    if not may_see_order(current_user, owner):
+        return None
+    if current_user.role in ORDER_READERS:
+        return url_for("audit.order", order_id=order_id)
+    return url_for("batch_orders.order", instance_id=instance_id) if current_user.role == "operator" else None
 
 
 def home_url() -> str:

@@ -13,7 +13,7 @@ from engine.db import read_only
 from engine.forms.schema_form import FormDefinitionError
 from engine.leases import InstanceBusy
 from engine.runtime import InstanceView, NotFound, ReadyTask, RuntimeFailure
-from engine.web.auth import role_required
+from engine.web.auth import require_order_access, role_required
 from engine.web.context import services
 from engine.web.paging import page_number
 from engine.web.task_page import render_task, submit_task
@@ -32,8 +32,7 @@ def _owned(instance_id: str) -> tuple[InstanceView, ReadyTask | None]:
         view, task = services().runtime.current(instance_id)
     except NotFound:
         abort(404, "There is no such order; it may have been removed.")
-    if view.started_by != current_user.name:
-        abort(403)
+    require_order_access(view.started_by)
     return view, task
 
 

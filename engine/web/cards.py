@@ -1,11 +1,15 @@
-"""Card history pages and the card previews the printer spooled.
+"""Card lookup, card history pages, and the card previews the printer spooled.
 
-Every recorded state change of a card, with who, when, which order and process version, from,
-to and why. Operators, admins and auditors may read it; nobody can change it here.
+A card's history is everything recorded about it: every state change (who, when, from, to, why,
+which order, process and option version), every production attempt with its physical card, its
+misprint and its error, the certificates issued and revoked, and custody releases (never a secret).
+Operators, admins and auditors may read it; nobody can change it here. An order's previews and
+PDFs follow the order's own rule (``auth.may_see_order``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from flask import Blueprint, abort, redirect, render_template, request, send_from_directory, url_for
@@ -14,41 +18,87 @@ from sqlalchemy import select
 
 from engine.db import read_only
 from engine.store import Definition
-from engine.web.auth import role_required
+from engine.web.auth import order_url, require_order_access, role_required
 from engine.web.context import services
+from tasks.cards import CARD_NUMBER
 from tasks.errors import NotFoundError
-from tasks.queries import card_history
+from tasks.queries import card_history, cards_by_prefix, count_by_prefix
+from tasks.store import Order
 
 bp = Blueprint("cards", __name__)
 
 readers = role_required("operator", "admin", "auditor")
 MAX_NUMBER_LENGTH = 40
+PAGE_SIZE = 50
+COUNT_CAP = 1000
+# The start of a card number as typed (tasks.cards.CARD_NUMBER, any case): letters, then
+# optionally a dash and digits ("tc0001" is read as TC-0001). Digits alone cannot be one range.
+TYPED_PREFIX = re.compile(r"([A-Z]{1,8})(-?)([0-9]{0,12})")
+DIGITS_ONLY = re.compile(r"[0-9]{1,12}")
+# The printer spools each order's files in a folder of its own (tasks.production: order-<id>).
+SPOOL_ORDER = re.compile(r"order-([1-9][0-9]{0,17})")
+
+
+class NumberPrefixError(ValueError):
+    """What was typed cannot start a card number; the message says what to type."""
+
+
+def read_prefix(typed: str) -> str:
+    """The card number prefix in ``typed``, as numbers are written (capitals, with the dash)."""
+    text = typed.strip().upper()
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise NumberPrefixError(f"A card number has at most {MAX_NUMBER_LENGTH} characters.")
+    if text.isascii() and DIGITS_ONLY.fullmatch(text):
+        raise NumberPrefixError(f"Type the letters of the card number too, such as TC-{text}.")
+    match = TYPED_PREFIX.fullmatch(text) if text.isascii() else None
+    if match is None:
+        raise NumberPrefixError("Type a card number or its start: 1 to 8 letters, a dash and up to 12 "
+                                "digits, such as TC-000123 or tc-00012.")
+    letters, dash, digits = match.groups()
+    return f"{letters}-{digits}" if dash or digits else letters
 
 
 @bp.route("/cards")
 @readers
 def lookup():
-    """A box to look a card up by its number."""
-    number = request.args.get("number", "").strip()
-    if number:
-        if len(number) > MAX_NUMBER_LENGTH:
-            return render_template("cards_lookup.html", number=number[:MAX_NUMBER_LENGTH],
-                                   error=f"A card number has at most {MAX_NUMBER_LENGTH} characters."), 400
-        return redirect(url_for("cards.history", number=number))
-    return render_template("cards_lookup.html", number="", error=None)
+    """Find cards by number, in any case, or by the start of it: an exact number goes straight to
+    its history; otherwise a page of the matching cards, by number."""
+    typed = request.args.get("number", "")
+    if not typed.strip():
+        return render_template("cards_lookup.html", number="", error=None, matches=None)
+    try:
+        prefix = read_prefix(typed)
+    except NumberPrefixError as error:
+        return render_template("cards_lookup.html", number=typed[:MAX_NUMBER_LENGTH], error=str(error),
+                               matches=None), 400
+    after = request.args.get("after", "")
+    after = after if len(after) <= MAX_NUMBER_LENGTH and CARD_NUMBER.fullmatch(after) else None
+    with read_only(services().sessions) as session:
+        matches = cards_by_prefix(session, prefix, after, PAGE_SIZE + 1)
+        if after is None and matches and matches[0].number == prefix:
+            return redirect(url_for("cards.history", number=prefix))
+        total = count_by_prefix(session, prefix, COUNT_CAP)
+    next_after = matches[PAGE_SIZE - 1].number if len(matches) > PAGE_SIZE else None
+    return render_template("cards_lookup.html", number=prefix, error=None, matches=matches[:PAGE_SIZE],
+                           total=total, cap=COUNT_CAP, after=after, next_after=next_after)
 
 
 @bp.route("/cards/<number>")
 @readers
 def history(number: str):
-    """The card's recorded state changes, oldest first."""
+    """Everything recorded about the card, oldest first, each order linked for whoever may see it."""
+    if number != number.upper() and CARD_NUMBER.fullmatch(number.upper()):
+        return redirect(url_for("cards.history", number=number.upper()))
     with read_only(services().sessions) as session:
         try:
-            card, events = card_history(session, number)
+            record = card_history(session, number)
         except NotFoundError as error:
             abort(404, str(error))
         process_names = dict(session.execute(select(Definition.process_id, Definition.name)).all())
-    return render_template("card_history.html", card=card, events=events, process_names=process_names)
+    links = {order.id: order_url(order.id, order.instance_id, order.created_by)
+             for order in record.orders.values()}
+    return render_template("card_history.html", record=record, card=record.card, process_names=process_names,
+                           order_links=links)
 
 
 def _plain_file_inside(folder: Path, name: str) -> bool:
@@ -65,13 +115,25 @@ def _plain_file_inside(folder: Path, name: str) -> bool:
     return path.resolve().is_relative_to(folder.resolve()) and path.is_file()
 
 
+def _spooled_order_owner(name: str) -> str:
+    """Who started the order whose spool folder ``name`` is in; 404 when it is in no order's."""
+    match = SPOOL_ORDER.fullmatch(name.split("/", 1)[0])
+    with read_only(services().sessions) as session:
+        owner = session.scalar(select(Order.created_by).where(Order.id == int(match[1]))) if match else None
+    if owner is None:
+        abort(404, "There is no such card preview.")
+    return owner
+
+
 @bp.route("/spool/<path:name>")
 @login_required
 def spool_file(name: str):
-    """A file the printer spooled (card preview images, PDFs); confined to the spool folder."""
+    """A file the printer spooled (card preview images, PDFs); confined to the spool folder, and
+    only for whoever may see its order."""
     folder = services().settings.spool_path
     if not name.lower().endswith((".png", ".pdf")):
         abort(404, "Only card previews are served here.")
+    require_order_access(_spooled_order_owner(name))
     if not _plain_file_inside(folder, name):
         abort(404, "There is no such card preview.")
     return send_from_directory(folder, name, max_age=0)

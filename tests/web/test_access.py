@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
+from engine.db import unit_of_work
+from tasks.store import Order
 from tests.web.conftest import PASSWORD, csrf_token
 from tests.web.console_steps import issue
 
@@ -126,7 +130,11 @@ def test_a_server_error_shows_a_plain_page(app, login):
 
 @pytest.fixture
 def spool(services):
-    """The spool folder with one real preview, and a PNG and a text file outside it."""
+    """The spool folder with one real preview of op's order 1, and a PNG and a text file outside it."""
+    with unit_of_work(services.sessions) as session:
+        session.add_all(Order(instance_id=str(uuid.uuid4()), process_id="TempCardsBoProcIssueMultiple",
+                              process_version=1, options_name="TempCardsScriptOptions", options_version=1,
+                              options={}, status="open", created_by="op") for _ in range(2))
     folder = services.settings.spool_path
     (folder / "order-1").mkdir(parents=True, exist_ok=True)
     (folder / "order-1" / "card.png").write_bytes(b"\x89PNG preview")
