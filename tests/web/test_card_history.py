@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.db import unit_of_work
-from tasks.cardsdk.records import IssuedCertificate
+from tasks.cardsdk.records import CustodyRelease, IssuedCertificate
 from tasks.demo import add_requested_cards
 from tasks.store import Card, CardEvent, Order, ProductionAttempt
 from tests.web.console_steps import title
@@ -73,6 +73,17 @@ def test_history_shows_the_misprint_the_spoiled_card_and_its_revoked_certificate
     assert "revoked" in shown[0] and "smudged photo" in shown[0] and "Order 1, attempt 1" in shown[0]
     assert certificates[1].serial in shown[1] and "valid" in shown[1] and "Order 1, attempt 2" in shown[1]
     assert "BEGIN CERTIFICATE" not in page
+
+
+def test_history_lists_custody_releases_never_a_secret(misprinted, services):
+    op, _instance_id = misprinted
+    with unit_of_work(services.sessions) as session:
+        session.add(CustodyRelease(card_id=10, attempt_ref="order-1/card-10/attempt-2", kinds="pin,puk",
+                                   released_by="op"))
+    page = op.get("/cards/TC-000010").text
+    released = rows(section(page, "releases-heading"))
+    assert len(released) == 1 and released[0].endswith(" op PIN, PUK Order 1, attempt 2")
+    assert "never shown" in page
 
 
 def test_history_names_the_order_its_process_and_option_versions(misprinted):
