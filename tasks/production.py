@@ -24,6 +24,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.cards import CardState
@@ -433,16 +434,23 @@ def _settle_one(session: Session, ctx: ProductionContext, order_id: int, instanc
 
 
 def _count_station(session: Session, ctx: ProductionContext, outcome: str, error: str | None) -> None:
+    """Count the outcome on the station's row, creating the row for the station's first card."""
+    if not _count(session, ctx, outcome, error):  # the station's first card, before its first heartbeat
+        try:
+            with session.begin_nested():  # another host (or the heartbeat) may create it at the same moment
+                session.connection().execute(insert(StationStatus.__table__).values(
+                    name=ctx.station.name, pool=ctx.pool, paused=False, worker=ctx.worker,
+                    heartbeat_at=utcnow(), cards_produced=0, cards_failed=0))
+        except IntegrityError:
+            pass
+        _count(session, ctx, outcome, error)
+
+
+def _count(session: Session, ctx: ProductionContext, outcome: str, error: str | None) -> int:
     if outcome == "produced":
-        counted = session.connection().execute(_COUNT_PRODUCED, {"b_name": ctx.station.name}).rowcount
-    else:
-        counted = session.connection().execute(_COUNT_FAILED, {"b_name": ctx.station.name, "b_error": error,
-                                                               "b_at": utcnow()}).rowcount
-    if not counted:  # the station's first card, before its first heartbeat
-        session.add(StationStatus(name=ctx.station.name, pool=ctx.pool, paused=False, worker=ctx.worker,
-                                  heartbeat_at=utcnow(), cards_produced=int(outcome == "produced"),
-                                  cards_failed=int(outcome != "produced"),
-                                  last_error=error if outcome != "produced" else None))
+        return session.connection().execute(_COUNT_PRODUCED, {"b_name": ctx.station.name}).rowcount
+    return session.connection().execute(_COUNT_FAILED, {"b_name": ctx.station.name, "b_error": error,
+                                                        "b_at": utcnow()}).rowcount
 
 
 # -- what every host's sweeper does ------------------------------------------------------------

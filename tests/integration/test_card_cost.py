@@ -57,3 +57,25 @@ def test_a_card_costs_the_same_statements_in_a_small_and_a_larger_order(settings
     assert small - 10 * a_card <= 100, small  # the order's engine steps, whatever its size
     # Every card still leaves its audit entries: attempt started, state changed, attempt produced.
     assert larger_entries - small_entries == 3 * 30, (small_entries, larger_entries)
+
+
+def test_a_station_row_created_by_another_host_meanwhile_still_counts_the_card(services, monkeypatch):
+    """The station's first card: its row did not exist when counted, and another host (or the
+    heartbeat) created it before this outcome could: the card is counted, nothing fails."""
+    from tasks import production
+    from tasks.store import StationStatus
+
+    name = services.production.station.name
+    with unit_of_work(services.sessions) as session:
+        session.add(StationStatus(name=name, pool="default", paused=False, cards_produced=5, cards_failed=0))
+    real_count, calls = production._count, []
+
+    def not_there_yet(*args):
+        calls.append(args)
+        return 0 if len(calls) == 1 else real_count(*args)
+
+    monkeypatch.setattr(production, "_count", not_there_yet)
+    with services.sessions.begin() as session:
+        production._count_station(session, services.production, "produced", None)
+    with unit_of_work(services.sessions) as session:
+        assert session.get(StationStatus, name).cards_produced == 6
