@@ -22,7 +22,7 @@ from tasks.cards import CardState
 from tasks.errors import NotFoundError, OrderClosedError, SelectionError
 from tasks.queries import SearchFilter, requested_cards
 from tasks.recording import Actor, move_card
-from tasks.store import Card, Order, OrderCard, Reservation, Selection, utcnow
+from tasks.store import Card, Order, OrderCard, ProductionAttempt, Reservation, Selection, utcnow
 
 
 def open_order(session: Session, instance_id: str, process_id: str, process_version: int,
@@ -227,24 +227,12 @@ def _refused(session: Session, order_id: int, error: str) -> dict:
 def request_repeat(session: Session, order_id: int, card_ids: list[int], misprints: dict[int, str]) -> int:
     """Mark the cards to produce again: failed ones, or produced ones marked misprinted with a reason."""
     get_open_order(session, order_id)
+    problem = repeat_problem(session, order_id, card_ids, misprints)
+    if problem is not None:
+        raise SelectionError(problem)
     wanted = sorted(set(card_ids) | set(misprints))
-    if not wanted:
-        raise SelectionError("Tick the cards to produce again.")
     items = {item.card_id: item for item in session.scalars(
         select(OrderCard).where(OrderCard.order_id == order_id, OrderCard.card_id.in_(wanted)))}
-    outside = [str(cid) for cid in wanted if cid not in items]
-    if outside:
-        raise SelectionError(f"Card id(s) {', '.join(outside[:10])} are not in this order.")
-    numbers = dict(session.execute(select(Card.id, Card.number).where(Card.id.in_(wanted))).all())
-    for cid in wanted:
-        item, reason = items[cid], (misprints.get(cid) or "").strip()
-        if cid in misprints and not reason:
-            raise SelectionError(f"Card {numbers[cid]}: say why it is misprinted.")
-        if item.status == "produced" and not reason:
-            raise SelectionError(f"Card {numbers[cid]} was produced correctly; mark it misprinted "
-                                 "with a reason to produce it again.")
-        if item.status == "pending":
-            raise SelectionError(f"Card {numbers[cid]} has not been produced yet.")
     # The marks of an earlier post that never reached the engine must not ride along.
     session.execute(update(OrderCard).where(OrderCard.order_id == order_id)
                     .values(repeat_requested=False, misprint_reason=None))
@@ -297,3 +285,50 @@ def abandon(session: Session, instance_id: str, user: str) -> None:
         return
     complete(session, order.id, "cancelled", user)
     release(session, order.id, user)
+
+
+def produced_orders(session: Session, order_ids: list[int]) -> set[int]:
+    """Those of ``order_ids`` that have produced something: a production attempt, whatever came of it."""
+    if not order_ids:
+        return set()
+    return set(session.scalars(select(ProductionAttempt.order_id).distinct()
+                               .where(ProductionAttempt.order_id.in_(order_ids))))
+
+
+def discard_problem(session: Session, instance_id: str) -> str | None:
+    """Why the order of ``instance_id`` cannot be discarded (reads only), or None when it can: it
+    is open and has produced nothing (or the instance never opened its order)."""
+    order = session.scalar(select(Order).where(Order.instance_id == instance_id))
+    if order is None:
+        return None
+    if order.status != "open":
+        return f"Order {order.id} is already {order.status}."
+    if produced_orders(session, [order.id]):
+        return (f"Order {order.id} has produced cards, so it cannot be discarded: open it, then "
+                "Complete order or Cancel on its Review production step.")
+    return None
+
+
+def repeat_problem(session: Session, order_id: int, card_ids: list[int],
+                   misprints: dict[int, str]) -> str | None:
+    """What keeps Repeat production from taking ``card_ids`` (failed cards) and ``misprints``
+    (produced cards with the reason) (reads only), or None when it can take them all."""
+    wanted = sorted(set(card_ids) | set(misprints))
+    if not wanted:
+        return "Tick the cards to produce again."
+    status = dict(session.execute(select(OrderCard.card_id, OrderCard.status).where(
+        OrderCard.order_id == order_id, OrderCard.card_id.in_(wanted))).all())
+    outside = [str(cid) for cid in wanted if cid not in status]
+    if outside:
+        return f"Card id(s) {', '.join(outside[:10])} are not in this order."
+    numbers = dict(session.execute(select(Card.id, Card.number).where(Card.id.in_(wanted))).all())
+    for cid in wanted:
+        reason = (misprints.get(cid) or "").strip()
+        if cid in misprints and not reason:
+            return f"Card {numbers[cid]}: say why it is misprinted."
+        if status[cid] == "produced" and not reason:
+            return (f"Card {numbers[cid]} was produced correctly; mark it misprinted with a reason to "
+                    "produce it again.")
+        if status[cid] == "pending":
+            return f"Card {numbers[cid]} has not been produced yet."
+    return None

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from math import ceil
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from tasks.cards import CardState
@@ -101,8 +101,10 @@ def order_for_instance(session: Session, instance_id: str) -> Order | None:
     return session.scalar(select(Order).where(Order.instance_id == instance_id))
 
 
-def order_cards(session: Session, order_id: int, page: int = 1, per_page: int = 100) -> Page:
-    """The order's cards with their latest attempt, by card number."""
+def order_cards(session: Session, order_id: int, page: int = 1, per_page: int = 100,
+                failed_first: bool = False) -> Page:
+    """The order's cards with their latest attempt, by card number (``failed_first``: the failed
+    ones first, what a review acts on)."""
     total = session.scalar(select(func.count()).where(OrderCard.order_id == order_id)) or 0
     page = max(1, min(page, max(1, ceil(total / per_page))))
     latest = (select(ProductionAttempt.card_id, func.max(ProductionAttempt.attempt).label("attempt"))
@@ -116,7 +118,8 @@ def order_cards(session: Session, order_id: int, page: int = 1, per_page: int = 
                    & (ProductionAttempt.card_id == OrderCard.card_id)
                    & (ProductionAttempt.attempt == latest.c.attempt))
         .where(OrderCard.order_id == order_id)
-        .order_by(Card.number).limit(per_page).offset((page - 1) * per_page)
+        .order_by(*([OrderCard.status != "failed"] if failed_first else []), Card.number)
+        .limit(per_page).offset((page - 1) * per_page)
     ).all()
     items = []
     for item, card, attempt in rows:
@@ -148,19 +151,29 @@ def list_cards(session: Session, state: str | None = None) -> list[Card]:
     return list(session.scalars(query))
 
 
-def orders_page(session: Session, status: str | None = None, operator: str | None = None,
-                before_id: int | None = None, after_id: int | None = None, limit: int = 50) -> list[Order]:
-    """Up to ``limit`` orders (of ``status``, started by ``operator``), by id: a keyset page.
+def orders_page(session: Session, status: str | tuple[str, ...] | None = None, operator: str | None = None,
+                before_id: int | None = None, after_id: int | None = None, limit: int = 50,
+                number: int | None = None, day: date | None = None) -> list[Order]:
+    """Up to ``limit`` orders (of ``status``, or one of several; started by ``operator``; order
+    ``number``; started or closed on ``day``, UTC), by id: a keyset page.
 
     Newest first: the newest, those just below ``before_id``, or those just above ``after_id``
     (the page "newer" than the one starting at ``after_id``). Never an offset,
     so any page costs the same.
     """
     query = select(Order)
-    if status:
+    if isinstance(status, str):
         query = query.where(Order.status == status)
+    elif status:
+        query = query.where(Order.status.in_(status))
     if operator:
         query = query.where(Order.created_by == operator)
+    if number is not None:
+        query = query.where(Order.id == number)
+    if day is not None:
+        bounds = (_day_start(day), _day_start(day + timedelta(days=1)))
+        query = query.where(or_(and_(*in_range(Order.created_at, bounds)),
+                                and_(*in_range(Order.closed_at, bounds))))
     if after_id is not None:
         rows = session.scalars(query.where(Order.id > after_id).order_by(Order.id).limit(limit)).all()
         return list(reversed(rows))
@@ -220,6 +233,7 @@ def orders_of_instances(session: Session, instance_ids: list[str]) -> dict[str, 
         return {}
     rows = session.execute(select(Order.instance_id, Order.id).where(Order.instance_id.in_(instance_ids)))
     return dict(rows.all())
+
 
 @dataclass(frozen=True)
 class OrderFacts:

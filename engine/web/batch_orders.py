@@ -1,7 +1,10 @@
-"""BATCH ORDERS: start "Issue multiple temporary cards", resume open orders, work through their steps.
+"""BATCH ORDERS: start "Issue multiple temporary cards", resume or discard open orders, find finished
+ones, work through an order's steps.
 
 The order page shows whatever the instance needs now: the ready user task's form, a progress
 view that polls while the engine works, the error it stopped on, or the summary once it ended.
+After a post the engine gets a moment to reach the next step, so work that takes no time shows
+no progress view.
 """
 
 from __future__ import annotations
@@ -10,19 +13,25 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 
 from engine.db import read_only
-from engine.forms.schema_form import FormDefinitionError
+from engine.forms.schema_form import FormDefinitionError, form_from_text
 from engine.leases import InstanceBusy
 from engine.runtime import InstanceView, NotFound, ReadyTask, RuntimeFailure
+from engine.web.audit.keyset import position
 from engine.web.auth import require_order_access, role_required
 from engine.web.context import services
-from engine.web.paging import page_number
-from engine.web.task_page import render_task, submit_task
-from tasks.queries import order_cards, order_for_instance, progress
+from engine.web.order_lists import finished_orders, open_orders, read_search
+from engine.web.task_page import order_options, render_task, submit_task
+from tasks.cards import CARD_NUMBER, MAX_NUMBER_LENGTH
+from tasks.orders import discard_problem
+from tasks.queries import card_counts, order_card_attempts, order_for_instance, progress
+from tasks.store import Order
 
 bp = Blueprint("batch_orders", __name__)
 
 PROCESS_ID = "TempCardsBoProcIssueMultiple"
-SUMMARY_PAGE_SIZE = 100
+SUMMARY_PAGE_SIZE = 50
+# How long a post waits for the engine to reach the next step before showing the progress view.
+SETTLE_SECONDS = 1.5
 operator_only = role_required("operator")
 
 
@@ -41,21 +50,37 @@ def _owned_view(instance_id: str) -> InstanceView:
     return _owned(instance_id)[0]
 
 
-def _order_state(instance_id: str) -> tuple[int | None, str | None, dict | None]:
-    """The order's id, status and production counts (all None before the order is opened)."""
+def _order_state(instance_id: str) -> tuple[Order | None, dict | None]:
+    """The order and its production counts (both None before the order is opened)."""
     with read_only(services().sessions) as session:
         order = order_for_instance(session, instance_id)
         if order is None:
-            return None, None, None
-        return order.id, order.status, progress(session, order.id)
+            return None, None
+        return order, progress(session, order.id)
+
+
+def _settle(instance_id: str) -> None:
+    """Give the engine a moment to reach the instance's next step (a user task or its end)."""
+    services().runner.wait(instance_id, timeout=SETTLE_SECONDS)
 
 
 @bp.route("/batch-orders")
 @operator_only
 def index():
-    """The BATCH ORDERS page: the start button and the operator's open orders."""
-    inbox = services().runtime.open_instances(user=current_user.name)
-    return render_template("batch_orders.html", inbox=inbox)
+    """The BATCH ORDERS page: the start button, the operator's open orders, finished orders."""
+    return _index_page()
+
+
+def _index_page(discarding: tuple[str, int | None, int] | None = None):
+    """BATCH ORDERS; ``discarding`` (instance id, order number, cards) asks to confirm a discard."""
+    search = read_search(request.args)
+    views = services().runtime.open_instances(user=current_user.name)
+    with read_only(services().sessions) as session:
+        inbox = open_orders(session, views)
+        finished = None if search.problems else finished_orders(session, search, position(request.args))
+    page = render_template("batch_orders.html", inbox=inbox, search=search, finished=finished,
+                           discarding=discarding)
+    return page, 400 if search.problems else 200
 
 
 @bp.route("/batch-orders/issue-multiple", methods=("POST",))
@@ -67,6 +92,7 @@ def start():
     except RuntimeFailure as error:
         flash(str(error), "error")
         return redirect(url_for("batch_orders.index"), code=303)
+    _settle(instance_id)
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
 
 
@@ -77,16 +103,28 @@ def order(instance_id: str):
     view, task = _owned(instance_id)
     if task is not None:
         return render_task(view, task)
-    order_id, order_status, counts = _order_state(instance_id)
+    found, counts = _order_state(instance_id)
+    shown = {"view": view, "order": found, "order_id": found.id if found else None, "counts": counts,
+             "options": order_options(found)}
     if view.status in ("completed", "cancelled"):
-        with read_only(services().sessions) as session:
-            cards = order_cards(session, order_id, page=page_number(request.args),
-                                per_page=SUMMARY_PAGE_SIZE) if order_id else None
-        return render_template("order_summary.html", view=view, order_id=order_id,
-                               order_status=order_status, counts=counts, cards=cards)
+        return _summary(shown)
     if view.status == "error":
-        return render_template("order_error.html", view=view, order_id=order_id, counts=counts)
-    return render_template("order_progress.html", view=view, order_id=order_id, counts=counts)
+        return render_template("order_error.html", **shown)
+    return render_template("order_progress.html", **shown)
+
+
+def _summary(shown: dict):
+    """An ended order's summary: its counts and each card with every attempt, a keyset page of cards."""
+    after = request.args.get("cards_after", "")
+    after = after if len(after) <= MAX_NUMBER_LENGTH and CARD_NUMBER.fullmatch(after) else None
+    cards, order_id = [], shown["order_id"]
+    if order_id is not None:
+        with read_only(services().sessions) as session:
+            cards = order_card_attempts(session, order_id, after_number=after, limit=SUMMARY_PAGE_SIZE + 1)
+            shown["counts"] = card_counts(session, [order_id])[order_id]
+    next_after = cards[SUMMARY_PAGE_SIZE - 1].number if len(cards) > SUMMARY_PAGE_SIZE else None
+    return render_template("order_summary.html", **shown, cards=cards[:SUMMARY_PAGE_SIZE], cards_after=after,
+                           next_after=next_after)
 
 
 @bp.route("/orders/<instance_id>/status")
@@ -94,7 +132,7 @@ def order(instance_id: str):
 def status(instance_id: str):
     """JSON for the progress view's poll: is the engine busy, what is it waiting on, the counts."""
     view = _owned_view(instance_id)
-    _order_id, _order_status, counts = _order_state(instance_id)
+    _order, counts = _order_state(instance_id)
     return jsonify(busy=view.busy, status=view.status, waiting_on=view.waiting_on,
                    progress=counts or {"total": 0, "pending": 0, "produced": 0, "failed": 0},
                    error=view.error)
@@ -117,6 +155,7 @@ def submit_task_view(instance_id: str, task_id: str):
         return render_task(view, task, status=409, notice=f"{error} Nothing was changed.")
     if not submission.ok:
         return render_task(view, task, submission, status=400)
+    _settle(instance_id)
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
 
 
@@ -129,6 +168,8 @@ def retry(instance_id: str):
         services().runtime.retry(instance_id, current_user.name)
     except RuntimeFailure as error:
         flash(str(error), "error")
+    else:
+        _settle(instance_id)
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
 
 
@@ -144,6 +185,48 @@ def cancel(instance_id: str):
     else:
         flash("The order is cancelled; its cards are free for other orders.", "info")
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
+
+
+@bp.route("/orders/<instance_id>/discard", methods=("POST",))
+@operator_only
+def discard(instance_id: str):
+    """Discard an open order that has produced nothing: after the operator confirms it on the
+    page, the order is cancelled as its step's Cancel does (or, stopped on an error, as Cancel
+    order does) and its cards are free again."""
+    view, task = _owned(instance_id)
+    with read_only(services().sessions) as session:
+        problem = discard_problem(session, instance_id)
+        found = order_for_instance(session, instance_id)
+        cards = card_counts(session, [found.id])[found.id]["total"] if found else 0
+    named = f"Order {found.id}" if found else "The order"
+    if problem is None and view.status == "running" and task is None:
+        problem = f"{named} is working; wait until it waits for you, then discard it."
+    if problem is None and view.status not in ("running", "error"):
+        problem = f"{named} has already ended."
+    if problem is not None:
+        flash(f"{problem} Nothing was changed.", "error")
+        return redirect(url_for("batch_orders.index"), code=303)
+    if request.form.get("confirmed") != "yes":
+        return _index_page(discarding=(instance_id, found.id if found else None, cards))
+    try:
+        if view.status == "error":
+            services().runtime.cancel(instance_id, current_user.name)
+        else:
+            _cancel_step(instance_id, task)
+    except (RuntimeFailure, InstanceBusy) as error:
+        flash(f"{error} Nothing was changed.", "error")
+        return redirect(url_for("batch_orders.index"), code=303)
+    _settle(instance_id)
+    flash(f"{named} is discarded; its cards are free for other orders.", "success")
+    return redirect(url_for("batch_orders.index"), code=303)
+
+
+def _cancel_step(instance_id: str, task: ReadyTask) -> None:
+    """Press the step's own Cancel: the process ends the order the way its definition says."""
+    action = form_from_text(task.schema_text, task.ui_text).action("cancel")
+    if action is None or action.validate:
+        raise RuntimeFailure(f"The step \u201c{task.title}\u201d has no Cancel; open the order to end it.")
+    services().runtime.complete_task(instance_id, task.task_id, {"action": "cancel"}, current_user.name)
 
 
 @bp.errorhandler(FormDefinitionError)

@@ -29,6 +29,7 @@ bp = Blueprint("cards", __name__)
 
 readers = role_required("operator", "admin", "auditor")
 MAX_NUMBER_LENGTH = 40
+PREVIEW_MAX_AGE = 31_536_000  # a year, in seconds
 PAGE_SIZE = 50
 COUNT_CAP = 1000
 # The start of a card number as typed (tasks.cards.CARD_NUMBER, any case): letters, then
@@ -136,4 +137,10 @@ def spool_file(name: str):
     require_order_access(_spooled_order_owner(name))
     if not _plain_file_inside(folder, name):
         abort(404, "There is no such card preview.")
-    return send_from_directory(folder, name, max_age=0)
+    # Each attempt spools new files (card-<id>-attempt-<n>): a name never changes content, so the
+    # browser keeps it; private, since only those who may see the order may fetch it.
+    response = send_from_directory(folder, name, max_age=PREVIEW_MAX_AGE)
+    response.cache_control.public = False
+    response.cache_control.private = True
+    response.cache_control.immutable = True
+    return response

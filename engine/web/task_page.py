@@ -13,8 +13,9 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from engine.bootstrap import OPTION_FIELDS
 from engine.db import read_only, unit_of_work
-from engine.forms.schema_form import Action, Field, form_from_text, render_form
+from engine.forms.schema_form import Action, Field, SchemaForm, form_from_text, render_form
 from engine.forms.validation import Submission, read_submission
 from engine.forms.widgets import WidgetContext
 from engine.runtime import InstanceView, ReadyTask
@@ -44,13 +45,44 @@ def render_task(view: InstanceView, task: ReadyTask, submission: Submission | No
             csrf_token=generate_csrf(),
             values=submission.values if submission else {},
             errors=submission.errors if submission else {},
-            form_errors=(submission.form_errors if submission else []) + ([notice] if notice else []),
+            form_errors=_top_errors(form, submission) + ([notice] if notice else []),
             widgets=markup,
         )
         order_id = order.id if order else None
     page = render_template("order_task.html", view=view, task=task, form_html=html, order_id=order_id,
+                           order=order, options=order_options(order),
                            query_url=url_for("batch_orders.order", instance_id=task.instance_id))
     return page, status
+
+
+def _top_errors(form: SchemaForm, submission: Submission | None) -> list[str]:
+    """What the form lists at its top: the post's own problems, and those of plain fields (a
+    widget says its own at its top), so a long step's errors are seen where the page opens."""
+    if submission is None:
+        return []
+    plain = [item.name for item in form.fields if item.kind != "widget"]
+    return submission.form_errors + [submission.errors[name] for name in plain if name in submission.errors]
+
+
+def order_options(order: Any) -> list[tuple[str, str]]:
+    """The options ``order`` runs with (its snapshot), as (label, value) in the admin's order of
+    them; none before the order is opened."""
+    if order is None:
+        return []
+    fields = OPTION_FIELDS.get(order.options_name, ())
+    labels = {item.name: item.label for item in fields}
+    names = [item.name for item in fields if item.name in order.options]
+    names += sorted(name for name in order.options if name not in labels)
+    return [(labels.get(name, name), _option_text(order.options[name])) for name in names]
+
+
+def _option_text(value: Any) -> str:
+    """An option's value as the operator reads it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "none"
+    return str(value)
 
 
 def submit_task(task: ReadyTask) -> Submission:

@@ -18,7 +18,7 @@ from engine.forms.widgets import FormError, WidgetContext, WidgetRegistry
 from engine.web.paging import page_cursor, page_number
 from tasks.card_search import COUNT_CAP, CursorError, number_letters, search_requested
 from tasks.errors import CardflowError
-from tasks.orders import request_repeat, selection_problem, stage_selection
+from tasks.orders import repeat_problem, request_repeat, selection_problem, stage_selection
 from tasks.queries import SearchFilter, order_cards, progress
 from tasks.search_terms import TermError, read_day, read_number_prefix
 
@@ -211,35 +211,84 @@ class OrderCards:
 
 
 class ProductionReview:
-    """Each card's outcome and previews; pick failed or misprinted cards for Repeat production."""
+    """Each card's outcome and previews; pick failed or misprinted cards for Repeat production.
+
+    The counts and the two decisions stay in view in a bar on top of the cards, failed cards come
+    first, and what is wrong with a post is said at the top. Complete order with failed cards asks
+    first: the page drawn again says how many failed, and only a post with the tick that accepts
+    them (its value is that number, so a changed count asks again) completes the order.
+    """
+
+    PAGE_SIZE = 50
+    ACCEPT_FAILED = "accept_failed"
+    TICKED_FOR_REPEAT = ("Cards are ticked for production again: click \u201cRepeat production\u201d, "
+                         "or untick them to complete the order.")
 
     def render(self, ctx: WidgetContext) -> Markup:
-        """The outcome table with preview images, repeat and misprint check boxes, reasons."""
+        """The bar (counts, Repeat production, Complete order), the post's problems or the question
+        about failed cards, then the outcome table with previews, check boxes and reasons."""
         order = _require_order(ctx)
-        cards = order_cards(ctx.session, order.id, page=page_number(ctx.args), per_page=ORDER_PAGE_SIZE)
+        counts = progress(ctx.session, order.id)
+        cards = order_cards(ctx.session, order.id, page=page_number(ctx.args), per_page=self.PAGE_SIZE,
+                            failed_first=True)
         posted = ctx.form
+        problems = self._problems(ctx, order.id) if posted is not None and ctx.action else []
+        ask = (posted is not None and ctx.action == "complete" and not problems
+               and not self._failed_accepted(posted, counts))
         return Markup(render_template(
-            "widgets/production_review.html", cards=cards, counts=progress(ctx.session, order.id),
+            "widgets/production_review.html", cards=cards, counts=counts, problems=problems, ask=ask,
+            accept_name=self.ACCEPT_FAILED,
             repeat=set(posted.getlist("repeat")) if posted is not None else set(),
             misprint=set(posted.getlist("misprint")) if posted is not None else set(),
             reasons=posted if posted is not None else {}, args=ctx.args, instance_id=ctx.instance_id))
 
     def extract(self, form: Any, ctx: WidgetContext) -> Any:
-        """On Repeat production mark the picked cards; on Complete order report the counts."""
+        """On Repeat production mark the picked cards; on Complete order report the counts, once
+        failed cards, if any, are accepted."""
         order = _require_order(ctx)
-        repeat = _ids(form.getlist("repeat"), "repeat selection")
-        misprinted = _ids(form.getlist("misprint"), "misprint selection")
+        problems = self._problems(ctx, order.id, form)
+        if problems:
+            raise FormError(problems[0])
         if ctx.action != "repeat":
-            if repeat or misprinted:
-                raise FormError("Cards are ticked for production again: click \u201cRepeat production\u201d, "
-                                "or untick them to complete the order.")
             counts = progress(ctx.session, order.id)
+            if ctx.action == "complete" and not self._failed_accepted(form, counts):
+                raise FormError(failed_question(counts))
             return {"produced": counts["produced"], "failed": counts["failed"]}
-        misprints = {card_id: form.get(f"reason_{card_id}", "").strip() for card_id in misprinted}
-        if any(len(reason) > MAX_REASON_LENGTH for reason in misprints.values()):
-            raise FormError(f"A misprint reason can have at most {MAX_REASON_LENGTH} characters.")
+        repeat, misprints = self._marks(form)
         try:
             count = request_repeat(ctx.session, order.id, repeat, misprints)
         except CardflowError as error:
             raise FormError(str(error)) from None
         return {"repeat": count}
+
+    @staticmethod
+    def _marks(form: Any) -> tuple[list[int], dict[int, str]]:
+        """The failed cards ticked for Repeat and the produced ones marked misprinted, with reasons."""
+        repeat = _ids(form.getlist("repeat"), "repeat selection")
+        misprinted = _ids(form.getlist("misprint"), "misprint selection")
+        return repeat, {card_id: form.get(f"reason_{card_id}", "").strip() for card_id in misprinted}
+
+    def _problems(self, ctx: WidgetContext, order_id: int, form: Any = None) -> list[str]:
+        """What is wrong with the post (reads only): extract refuses it with these, and the page
+        drawn again lists them at its top."""
+        try:
+            repeat, misprints = self._marks(ctx.form if form is None else form)
+        except FormError as error:
+            return [str(error)]
+        if ctx.action != "repeat":
+            return [self.TICKED_FOR_REPEAT] if repeat or misprints else []
+        if any(len(reason) > MAX_REASON_LENGTH for reason in misprints.values()):
+            return [f"A misprint reason can have at most {MAX_REASON_LENGTH} characters."]
+        problem = repeat_problem(ctx.session, order_id, repeat, misprints)
+        return [problem] if problem else []
+
+    def _failed_accepted(self, form: Any, counts: dict[str, int]) -> bool:
+        """Whether the post may complete the order as to its failed cards: none failed, or the
+        operator ticked that these many may fail."""
+        return not counts["failed"] or form.get(self.ACCEPT_FAILED) == str(counts["failed"])
+
+
+def failed_question(counts: dict[str, int]) -> str:
+    """What Complete order asks when cards failed."""
+    return (f"{counts['failed']} of {counts['total']} cards failed. Complete the order anyway? "
+            "Failed cards go back to requested.")

@@ -47,8 +47,7 @@ def finish(page: Page) -> None:
     """At Review production: confirm and complete the order."""
     expect(page.locator("h1")).to_have_text("Review production", timeout=60_000)
     page.get_by_label("Everything is OK").check()
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Complete order").click()
+    page.get_by_role("button", name="Complete order").first.click()
     expect(page.locator("h1")).to_have_text("Order completed", timeout=60_000)
 
 

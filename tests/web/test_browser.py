@@ -15,10 +15,11 @@ from tests.web.conftest import PASSWORD
 
 @pytest.fixture
 def app(services):
-    """The console on a runtime that starts engine work a second late, so progress is always seen."""
+    """The console on a runtime that starts engine work 2.5 s late: longer than a post waits for
+    the next step (batch_orders.SETTLE_SECONDS), so progress is always seen."""
 
     def submit_later(instance_id: str) -> None:
-        threading.Timer(1.0, services.runner.submit, [instance_id]).start()
+        threading.Timer(2.5, services.runner.submit, [instance_id]).start()
 
     slow = Runtime(services.sessions, services.registry, submit=submit_later)
     return create_app(services=replace(services, runtime=slow))
@@ -57,8 +58,7 @@ def test_operator_issues_two_cards_in_the_browser(live_url, chromium, make_user,
     expect(heading).to_have_text("Review production", timeout=90_000)
     expect(page.locator("img.preview")).to_have_count(4)
     page.get_by_label("Everything is OK").check()
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Complete order").click()
+    page.get_by_role("button", name="Complete order").first.click()
     expect(heading).to_have_text("Order completed", timeout=60_000)
 
     page.get_by_role("button", name="Log out").click()

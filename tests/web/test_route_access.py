@@ -39,6 +39,7 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
     "batch_orders.submit_task": {"POST": OPERATORS},
     "batch_orders.retry": {"POST": OPERATORS},
     "batch_orders.cancel": {"POST": OPERATORS},
+    "batch_orders.discard": {"POST": OPERATORS},
     "admin.index": {"GET": ADMINS},
     "admin.upload": {"POST": ADMINS},
     "admin.source": {"GET": ADMINS},
