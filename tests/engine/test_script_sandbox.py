@@ -130,9 +130,10 @@ def test_a_runaway_script_does_not_hold_up_another_thread(sandbox):
 
     thread = threading.Thread(target=runaway)
     thread.start()
-    began = time.monotonic()
     assert sandbox.evaluate("2 * 21", {}) == 42
-    assert time.monotonic() - began < 0.4
+    # Answered while the runaway still runs (it is stopped at 0.5 s): not queued behind it. No
+    # wall-clock bound: on a loaded machine any fixed one fails for the wrong reason.
+    assert not errors
     thread.join()
     assert [str(error) for error in errors] == ["ran longer than 0.5 s"]
 
