@@ -8,6 +8,7 @@ spoiled attempt can be revoked and published in the CRL.
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +16,7 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
@@ -25,7 +27,10 @@ from tasks.cardsdk.records import IssuedCertificate
 
 KEY_FILE = "ca-key.pem"
 CERT_FILE = "ca.pem"
+CONTENT_SIGNER_FILE = "content-signer.pem"
 ID_PIV_CARD_AUTH = ObjectIdentifier("2.16.840.1.101.3.6.8")
+ID_PIV_CONTENT_SIGNING = ObjectIdentifier("2.16.840.1.101.3.6.7")
+ID_PIV_FASCN = ObjectIdentifier("2.16.840.1.101.3.6.6")
 ID_MS_SMARTCARD_LOGON = ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
 
 # Key usage per certificate type, after the PIV certificate profile (FIPS 201 / NIST X.509 profile).
@@ -62,8 +67,18 @@ class CertificateAuthority(Protocol):
         attempt_ref: str,
         card_number: str | None = None,
         guard=None,
+        card_uuid: uuid.UUID | None = None,
+        fascn: bytes | None = None,
     ) -> x509.Certificate:
-        """Issue a certificate of ``profile_name`` for ``public_key`` (``guard``: see LocalCA)."""
+        """Issue a certificate of ``profile_name`` for ``public_key`` (``guard``: see LocalCA).
+
+        ``card_uuid`` (the card's GUID) and ``fascn`` (the 25-byte packed FASC-N) go into the
+        subjectAltName of the profiles that carry them (PIV and Card Authentication).
+        """
+        ...
+
+    def content_signer(self) -> tuple[PrivateKeyTypes, x509.Certificate]:
+        """The key and certificate (EKU id-PIV-content-signing) that sign CHUIDs and Security Objects."""
         ...
 
     def revoke_attempt(self, attempt_ref: str, reason: str) -> list[str]:
@@ -91,6 +106,35 @@ def _key_usage(profile: dict, public_key) -> x509.KeyUsage:
     )
 
 
+def subject_alt_names(card_uuid: uuid.UUID | None, fascn: bytes | None) -> list[x509.GeneralName]:
+    """The card's UUID as a ``urn:uuid:`` URI and its FASC-N as otherName (FIPS 201-3, 4.2.2)."""
+    names: list[x509.GeneralName] = []
+    if fascn is not None:
+        if not isinstance(fascn, bytes) or len(fascn) != 25:
+            raise ValueError("a FASC-N is 25 bytes (packed BCD)")
+        names.append(x509.OtherName(ID_PIV_FASCN, b"\x04\x19" + fascn))  # OCTET STRING of 25 bytes
+    if card_uuid is not None:
+        names.append(x509.UniformResourceIdentifier(card_uuid.urn))
+    return names
+
+
+def _create_once(path: Path, data: bytes) -> None:
+    """Write ``path`` (mode 0600) unless it exists; two processes racing keep the first one's file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)  # atomic, and fails if another process got there first
+        except FileExistsError:
+            pass
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 class LocalCA:
     """A CA whose key sits (encrypted) in a folder; issuances are recorded through ``sessions``."""
 
@@ -107,6 +151,8 @@ class LocalCA:
         except ValueError:
             raise CaRefusedError("The local CA key could not be opened: check the CA passphrase.") from None
         self.sessions = sessions
+        self.folder = folder
+        self._passphrase = passphrase.encode()
 
     @staticmethod
     def init(folder: Path, passphrase: str, common_name: str = "cardflow local CA") -> Path:
@@ -154,6 +200,8 @@ class LocalCA:
         attempt_ref: str,
         card_number: str | None = None,
         guard=None,
+        card_uuid: uuid.UUID | None = None,
+        fascn: bytes | None = None,
     ) -> x509.Certificate:
         """Sign a certificate for ``public_key`` with the profile's usages and record it.
 
@@ -183,8 +231,11 @@ class LocalCA:
                 .add_extension(
                     x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
                 )
-                .sign(self.key, hashes.SHA256())
             )
+            names = subject_alt_names(card_uuid, fascn)
+            if names:
+                certificate = certificate.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            certificate = certificate.sign(self.key, hashes.SHA256())
         except (TypeError, ValueError) as error:
             raise CaRefusedError(f"The CA refused the request: {error}.") from None
         with self.sessions.begin() as session:
@@ -204,6 +255,42 @@ class LocalCA:
                 )
             )
         return certificate
+
+    def content_signer(self) -> tuple[PrivateKeyTypes, x509.Certificate]:
+        """The content-signing key and certificate, created on first use and kept in the CA folder."""
+        path = self.folder / CONTENT_SIGNER_FILE
+        if not path.exists():
+            key = ec.generate_private_key(ec.SECP256R1())
+            now = datetime.now(UTC).replace(microsecond=0)
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cardflow content signer")])
+            certificate = (
+                x509.CertificateBuilder()
+                .subject_name(name)
+                .issuer_name(self.certificate.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(minutes=5))
+                .not_valid_after(min(now + timedelta(days=3 * 365), self.certificate.not_valid_after_utc))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(
+                    x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+                )
+                .add_extension(x509.ExtendedKeyUsage([ID_PIV_CONTENT_SIGNING]), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+                )
+                .sign(self.key, hashes.SHA256())
+            )
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(self._passphrase),
+            ) + certificate.public_bytes(serialization.Encoding.PEM)
+            _create_once(path, pem)
+        data = path.read_bytes()
+        key = serialization.load_pem_private_key(data, password=self._passphrase)
+        return key, x509.load_pem_x509_certificate(data)
 
     def revoke_attempt(self, attempt_ref: str, reason: str) -> list[str]:
         """Revoke the attempt's certificates not revoked yet; ``reason`` is free text."""
