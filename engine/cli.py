@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from engine import audit_commands, bootstrap, user_commands
+from engine import audit_commands, bootstrap, holder_commands, user_commands
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, unit_of_work
 from engine.deploy_errors import DeployError
@@ -92,6 +92,7 @@ main.add_command(cardsdk_commands.virtual_card)
 main.add_command(cardsdk_commands.ca)
 main.add_command(user_commands.user)
 main.add_command(audit_commands.audit)
+main.add_command(holder_commands.holders)
 
 
 @main.command()

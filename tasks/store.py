@@ -40,7 +40,8 @@ class Card(Base):
     # index carries the other order's column so a number prefix with a date window never reads the
     # table (tasks/card_search.py picks the one that walks the smaller range).
     __table_args__ = (Index("ix_cards_search_date", "state", "requested_at", "id", "number"),
-                      Index("ix_cards_search_number", "state", "number", "requested_at"))
+                      Index("ix_cards_search_number", "state", "number", "requested_at"),
+                      Index("ix_cards_holder", "holder_id", "number"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)
@@ -49,6 +50,41 @@ class Card(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The holder the card is assigned to (None unless assigned); indexed with the number, so a
+    # holder's cards and the SEARCH page's holder filter are index ranges in number order.
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("holders.id"), nullable=True)
+
+
+class Holder(Base):
+    """A person who can get a temporary card; only an active holder can be assigned one."""
+
+    __tablename__ = "holders"
+    # Holder search: a case-folded name prefix, in name order (the id breaks ties for keyset pages).
+    __table_args__ = (Index("ix_holders_name_key", "name_key", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    unit: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(10), default="active")  # active | inactive
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    """A card in a holder's hands, from its assignment to its withdrawal (the holder page's list)."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
+    assigned_by: Mapped[str] = mapped_column(String(100))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Order(Base):

@@ -1,11 +1,12 @@
-"""holders (issue 12)
+"""holders (issue 12): the people who get cards, cards' current holder, assignment history
 
 Revision ID: d9b4f7a50009
 Revises: c8a3e6f40008
 Create Date: 2026-11-25 00:40:00
 """
 
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = 'd9b4f7a50009'
 down_revision = 'c8a3e6f40008'
@@ -14,8 +15,47 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('holders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('identifier', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('name_key', sa.String(length=200), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('unit', sa.String(length=200), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('identifier')
+    )
+    op.create_index('ix_holders_name_key', 'holders', ['name_key', 'id'], unique=False)
+    op.create_table('assignments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('card_id', sa.Integer(), nullable=False),
+    sa.Column('holder_id', sa.Integer(), nullable=False),
+    sa.Column('assigned_by', sa.String(length=100), nullable=False),
+    sa.Column('assigned_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_by', sa.String(length=100), nullable=True),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('end_reason', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['card_id'], ['cards.id'], ),
+    sa.ForeignKeyConstraint(['holder_id'], ['holders.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_assignments_card_id', 'assignments', ['card_id'], unique=False)
+    op.create_index('ix_assignments_holder_id', 'assignments', ['holder_id'], unique=False)
+    with op.batch_alter_table('cards', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('holder_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key('fk_cards_holder_id', 'holders', ['holder_id'], ['id'])
+        batch_op.create_index('ix_cards_holder', ['holder_id', 'number'], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('cards', schema=None) as batch_op:
+        batch_op.drop_index('ix_cards_holder')
+        batch_op.drop_constraint('fk_cards_holder_id', type_='foreignkey')
+        batch_op.drop_column('holder_id')
+    op.drop_index('ix_assignments_holder_id', table_name='assignments')
+    op.drop_index('ix_assignments_card_id', table_name='assignments')
+    op.drop_table('assignments')
+    op.drop_index('ix_holders_name_key', table_name='holders')
+    op.drop_table('holders')
