@@ -18,7 +18,7 @@ from sqlalchemy import insert, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from tasks.errors import CardflowError, NotFoundError
-from tasks.store import Holder, utcnow
+from tasks.store import Assignment, Card, Holder, utcnow
 
 HEADER = ("identifier", "name", "email", "unit")
 OPTIONAL = ("state",)
@@ -263,3 +263,29 @@ def read_holder_id(value: object) -> int:
     if isinstance(value, str) and HOLDER_KEY.fullmatch(value):
         return int(value)
     raise HolderError("The chosen holder is not a holder of this list; search and select the holder again.")
+
+
+@dataclass(frozen=True)
+class HeldCard:
+    """A card a holder holds or held: the card as it is now, and that assignment's dates."""
+
+    number: str
+    state: str
+    valid_until: object
+    assigned_at: object
+    assigned_by: str
+    ended_at: object
+    end_reason: str | None
+
+
+MAX_LISTED = 200
+
+
+def holder_cards(session: Session, holder_id: int) -> list[HeldCard]:
+    """Every card assigned to the holder (at most MAX_LISTED), the latest assignment first."""
+    rows = session.execute(
+        select(Card.number, Card.state, Card.valid_until, Assignment.assigned_at, Assignment.assigned_by,
+               Assignment.ended_at, Assignment.end_reason)
+        .join(Card, Card.id == Assignment.card_id).where(Assignment.holder_id == holder_id)
+        .order_by(Assignment.assigned_at.desc(), Assignment.id.desc()).limit(MAX_LISTED)).all()
+    return [HeldCard(*row) for row in rows]
