@@ -1,4 +1,6 @@
-"""Bench: Search among N requested cards, every kind of page (floor: p95 under 50 ms at 1,000,000).
+"""Bench: Search among N requested cards, every kind of page (floor: p95 under 50 ms at 1,000,000);
+then the SEARCH page (Status, card number, holder; holders by name) once the cards have a mix of
+states and a fifth of them a holder among HOLDERS.
 
 Each query is the whole search of one page, in a transaction of its own as a request reads it:
 the capped count, the page by keyset and where it lies. Deep pages are reached by the cursor of
@@ -21,14 +23,16 @@ from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text, update
 
 from engine import bootstrap
 from engine.db import make_engine, make_sessions, unit_of_work
 from tasks.card_search import CardRow, Cursor, row_key, search_requested
 from tasks.demo import add_requested_cards
+from tasks.holders import find_holders, holder_key, name_key
+from tasks.object_search import MAX_HOLDERS, CardQuery, search_cards
 from tasks.queries import SearchFilter
-from tasks.store import Card
+from tasks.store import Card, Holder, utcnow
 from tests.conftest import make_settings, private_schema
 
 FLOOR_MS = 50.0
@@ -118,6 +122,87 @@ def cases(sessions, cards: int, rng: random.Random) -> dict[str, Case]:
     }
 
 
+HOLDERS = 100_000
+SearchPage = Callable[[object], str]  # runs one SEARCH page's queries in a session; what it found
+
+
+def mix_states(sessions, engine, cards: int) -> None:
+    """Give the cards the states a running service has: a fifth assigned (each to one of HOLDERS
+    holders), two fifths unassigned, the rest requested."""
+    with unit_of_work(sessions) as session:
+        now = utcnow()
+        for start in range(0, HOLDERS, CHUNK):
+            session.execute(insert(Holder.__table__), [
+                {"identifier": f"H{n:07d}", "name": f"Holder {n:07d}",
+                 "name_key": name_key(f"Holder {n:07d}"), "email": f"h{n}@example.org", "unit": "Bench",
+                 "state": "active", "updated_at": now}
+                for n in range(start + 1, min(start + CHUNK, HOLDERS) + 1)])
+        session.execute(update(Card).where(Card.id % 5 != 0, Card.id % 5 != 1).values(state="unassigned"))
+        session.execute(update(Card).where(Card.id % 5 == 0)
+                        .values(state="assigned", holder_id=(Card.id // 5) % HOLDERS + 1))
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE cards"))
+            connection.execute(text("VACUUM ANALYZE holders"))
+
+
+def search_page_cases(cards: int, rng: random.Random) -> dict[str, SearchPage]:
+    """Each kind of SEARCH page, as engine/web/search.py asks for it: the holder lookup (when a
+    holder is typed), then the card page, or the holder page."""
+
+    def number() -> str:
+        return f"TC-{rng.randrange(1, cards + 1):06d}"
+
+    def card_page(state=None, prefix="", holder="", after=None, before=None) -> SearchPage:
+        def run(session) -> str:
+            ids = None
+            if holder:
+                ids = tuple(match.id for match in find_holders(session, holder, limit=MAX_HOLDERS + 1))
+            page = search_cards(session, CardQuery(state, prefix, ids), after=after, before=before)
+            return f"{'more than ' if page.capped else ''}{page.total:,} cards"
+        return run
+
+    def holder_page(typed: str, deep: bool = False) -> SearchPage:
+        def run(session) -> str:
+            after = None
+            if deep:
+                after = holder_key(find_holders(session, f"H{rng.randrange(1, HOLDERS):07d}", limit=1)[0])
+            return f"{len(find_holders(session, typed, after=after, limit=51))} holders on the page"
+        return run
+
+    def prefix_deep() -> SearchPage:
+        start = number()[:5]
+        return card_page("unassigned", start, after=f"{start}{rng.randrange(0, 10_000):04d}")
+
+    return {
+        "SEARCH cards, first page, any status": lambda: card_page(),
+        "SEARCH cards, Next from a random card": lambda: card_page(after=number()),
+        "SEARCH cards, Previous from a random card": lambda: card_page(before=number()),
+        "SEARCH Status assigned, first page": lambda: card_page("assigned"),
+        "SEARCH Status unassigned, deep page": lambda: card_page("unassigned", after=number()),
+        "SEARCH Status requested, Previous deep": lambda: card_page("requested", before=number()),
+        "SEARCH number prefix (100 cards)": lambda: card_page(prefix=number()[:7]),
+        "SEARCH Status + prefix (10,000), deep": prefix_deep,
+        "SEARCH holder by identifier": lambda: card_page(holder=f"H{rng.randrange(1, HOLDERS):07d}"),
+        "SEARCH holder by name start (10 holders)":
+            lambda: card_page(holder=f"Holder {rng.randrange(1, HOLDERS // 10):06d}"),
+        "SEARCH holders by name start, first page": lambda: holder_page("Holder 0"),
+        "SEARCH holders, Next from a random holder": lambda: holder_page("holder", deep=True),
+    }
+
+
+def time_search_page(sessions, case: Callable[[], SearchPage], queries: int) -> tuple[float, float, str]:
+    """p50/p95 of ``queries`` SEARCH pages of ``case``, each in a transaction of its own."""
+    samples, found = [], ""
+    for _ in range(queries):
+        run = case()
+        began = time.perf_counter()
+        with unit_of_work(sessions) as session:
+            found = run(session)
+        samples.append((time.perf_counter() - began) * 1000)
+    return (*percentiles(samples), found)
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """p50 and p95 of ``samples`` (milliseconds)."""
     ordered = sorted(samples)
@@ -158,6 +243,9 @@ def main() -> None:
               f"({args.cards / seconds:,.0f} a second)")
         rows = [(name, *time_case(sessions, case, args.queries))
                 for name, case in cases(sessions, args.cards, random.Random(7)).items()]
+        mix_states(sessions, engine, args.cards)
+        rows += [(name, *time_search_page(sessions, case, args.queries))
+                 for name, case in search_page_cases(args.cards, random.Random(11)).items()]
         engine.dispose()
     print(f"{'page':44s} {'p50 ms':>8s} {'p95 ms':>8s}  {'found (last query)':26s} "
           f"floor: p95 < {FLOOR_MS:.0f} ms")

@@ -227,12 +227,16 @@ def find_holders(session: Session, typed: str, after: tuple[str, int] | None = N
     table = Holder.__table__
     query = select(table)
     if key:
-        query = query.where(table.c.name_key >= key, table.c.name_key < key + "\U0010ffff")
-    if state is not None:
-        query = query.where(table.c.state == state)
-    if after is not None:
+        query = query.where(table.c.name_key < key + "\U0010ffff")
+    if after is not None and after[0] >= key:
+        # The cursor alone is the lower bound: SQLite walks one bound of a column, and with the
+        # prefix's too it would read every holder between the prefix and the cursor.
         past = tuple_(literal(after[0], table.c.name_key.type), literal(after[1], table.c.id.type))
         query = query.where(tuple_(table.c.name_key, table.c.id) > past)
+    elif key:
+        query = query.where(table.c.name_key >= key)
+    if state is not None:
+        query = query.where(table.c.state == state)
     query = query.order_by(table.c.name_key, table.c.id).limit(limit)
     found = [_match(row) for row in session.execute(query)]
     identifier = typed.strip()
