@@ -34,6 +34,8 @@ from engine.store import Instance, utcnow
 from engine.sweeper import Sweeper
 from engine.web.widgets_cards import register_card_widgets
 from tasks import production as card_production
+from tasks.cardsdk.pki_config import PkiConfig
+from tasks.cardsdk.pki_config import load as load_certificate_profiles
 from tasks.cardsdk.station import Station
 from tasks.cardsdk.stations import build_station
 from tasks.handlers import build_handlers
@@ -95,7 +97,7 @@ def build_services(settings: Settings,
         station = station_factory(sessions)
     else:
         station = build_station(settings.station, settings.instance_path, settings.ca_passphrase,
-                                settings.custody_key, sessions)
+                                settings.custody_key, sessions, pki=load_pki_config(settings))
     jobs_box: list = []
     production = ProductionContext(
         sessions, station, settings.spool_path, settings.organisation, user="",
@@ -171,7 +173,15 @@ def sweeps(runtime: Runtime, production: ProductionContext, jobs, station_host: 
     }
     if station_host:
         work["station heartbeat"] = lambda: card_production.heartbeat(production)
+    ca = getattr(production.station.encoder, "ca", None)
+    if hasattr(ca, "refresh_crl"):  # a local CA signs a new CRL before the current one's nextUpdate
+        work["revocation list"] = ca.refresh_crl
     return work
+
+
+def load_pki_config(settings: Settings) -> PkiConfig:
+    """The CA's certificate profiles and public URLs; PkiConfigError (a ValueError) says what is wrong."""
+    return load_certificate_profiles(settings.certificate_profiles, settings.public_base_url)
 
 
 def published_widgets() -> WidgetRegistry:

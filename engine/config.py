@@ -127,6 +127,11 @@ class Settings:
     claim_seconds: float = 6.0
     # How often every host sweeps: lapsed claims, stalled instances, revocations, lost jobs.
     sweep_seconds: float = 2.0
+    # Where relying parties reach this product's /pki/ (CA certificate, CRL, OCSP responder): every
+    # certificate names these URLs, so it is set before cards are issued (checked when the CA loads).
+    public_base_url: str = "http://127.0.0.1:5000"
+    # The CA's certificate profiles (JSON); None: the defaults in tasks/cardsdk/certificate_profiles.json.
+    certificate_profiles: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -158,6 +163,8 @@ class Settings:
             else {},
             claim_seconds=float(_count(env, "CARDFLOW_CLAIM_SECONDS", 6)),
             sweep_seconds=float(_count(env, "CARDFLOW_SWEEP_SECONDS", 2)),
+            public_base_url=env.get("CARDFLOW_PUBLIC_BASE_URL", "").strip() or cls.public_base_url,
+            certificate_profiles=_optional_path(env.get("CARDFLOW_CERTIFICATE_PROFILES")),
         )
         # This host's station, as the stations file describes it (pool, device time...).
         settings.station = settings.stations.get(settings.station.name, settings.station)

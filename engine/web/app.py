@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from engine import metrics
 from engine.bootstrap import Services, build_services, published_widgets, resume_pending
 from engine.config import Settings
-from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards, health, search
+from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards, health, pki, search
 from engine.web.context import SERVICES_KEY, WIDGETS_KEY
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for blueprint in (auth.bp, batch_orders.bp, cards.bp, search.bp, admin.bp, audit.bp, bpmn_assets.bp,
                       health.bp):
         app.register_blueprint(blueprint)
+    # Relying parties (openssl, door controllers) POST OCSP requests without a session or a token.
+    app.register_blueprint(pki.bp)
+    csrf.exempt(pki.bp)
     # /metrics: a registry of this app's own; the engine steps run here (in-process host) are timed.
     registry, step_seconds = metrics.new_registry(lambda: health.metrics_snapshot(services))
     metrics.instrument_runtime(services.runtime, step_seconds)

@@ -1,12 +1,15 @@
 """The certificate authority behind the encoder: an interface, and a local CA on ``cryptography``.
 
-An external CA replaces ``LocalCA`` by implementing ``CertificateAuthority``. The local CA keeps
-its key encrypted in the instance folder and records every issuance, so certificates of a
-spoiled attempt can be revoked and published in the CRL.
+An external CA replaces ``LocalCA`` by implementing ``CertificateAuthority`` (docs/PKI.md says
+what an EJBCA or a Microsoft CA adaptor does). The local CA keeps its key encrypted in the
+instance folder, issues after the certificate profiles of ``tasks.cardsdk.pki_config``, records
+every issuance (so certificates of a spoiled attempt can be revoked), and publishes its CRL in
+the database on every revocation, for the console to serve at /pki/crl.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,39 +18,37 @@ from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
+from tasks.cardsdk import pki_config
+from tasks.cardsdk.crl import revoked_entry, sign_crl
 from tasks.cardsdk.piv.errors import CaRefusedError
-from tasks.cardsdk.piv.profiles import SLOTS
+from tasks.cardsdk.pki_config import (  # noqa: F401  (re-exported: the OIDs callers know from here)
+    ID_MS_SMARTCARD_LOGON,
+    ID_PIV_CARD_AUTH,
+    ID_PIV_CONTENT_SIGNING,
+    ID_PIV_FASCN,
+    CertificateProfile,
+    PkiConfig,
+)
+from tasks.cardsdk.pki_records import PublishedCrl
 from tasks.cardsdk.records import IssuedCertificate
+
+log = logging.getLogger(__name__)
 
 KEY_FILE = "ca-key.pem"
 CERT_FILE = "ca.pem"
 CONTENT_SIGNER_FILE = "content-signer.pem"
-ID_PIV_CARD_AUTH = ObjectIdentifier("2.16.840.1.101.3.6.8")
-ID_PIV_CONTENT_SIGNING = ObjectIdentifier("2.16.840.1.101.3.6.7")
-ID_PIV_FASCN = ObjectIdentifier("2.16.840.1.101.3.6.6")
-ID_MS_SMARTCARD_LOGON = ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
-
-# Key usage per certificate type, after the PIV certificate profile (FIPS 201 / NIST X.509 profile).
-USAGES: dict[str, dict] = {
-    "PIV Authentication": {
-        "digital_signature": True,
-        "eku": [ExtendedKeyUsageOID.CLIENT_AUTH, ID_MS_SMARTCARD_LOGON],
-    },
-    "Digital Signature": {
-        "digital_signature": True,
-        "content_commitment": True,
-        "eku": [ExtendedKeyUsageOID.EMAIL_PROTECTION],
-    },
-    "Key Management": {"agreement_or_encipherment": True, "eku": [ExtendedKeyUsageOID.EMAIL_PROTECTION]},
-    "Card Authentication": {"digital_signature": True, "eku": [ID_PIV_CARD_AUTH]},
-}
-REASONS = {flag.value: flag for flag in x509.ReasonFlags}
+RESPONDER_FILE = "ocsp-responder.pem"
+# The attempt references under which the CA records the certificates it issues for itself.
+CONTENT_SIGNER_REF = "ca:content-signing"
+RESPONDER_REF = "ca:ocsp-responder"
+CRL_ROW = 1
 
 
 def ca_folder(instance_path: Path) -> Path:
@@ -90,36 +91,22 @@ class CertificateAuthority(Protocol):
         ...
 
 
-def _key_usage(profile: dict, public_key) -> x509.KeyUsage:
-    """KeyUsage for a profile; key management means encipherment for RSA, agreement for EC."""
-    managing = profile.get("agreement_or_encipherment", False)
-    return x509.KeyUsage(
-        digital_signature=profile.get("digital_signature", False),
-        content_commitment=profile.get("content_commitment", False),
-        key_encipherment=managing and isinstance(public_key, rsa.RSAPublicKey),
-        data_encipherment=False,
-        key_agreement=managing and isinstance(public_key, ec.EllipticCurvePublicKey),
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 def subject_alt_names(card_uuid: uuid.UUID | None, fascn: bytes | None) -> list[x509.GeneralName]:
-    """The card's UUID as a ``urn:uuid:`` URI and its FASC-N as otherName (FIPS 201-3, 4.2.2)."""
+    """The card's FASC-N as otherName and its UUID as a ``urn:uuid:`` URI (FIPS 201-3, 4.2.2)."""
     names: list[x509.GeneralName] = []
     if fascn is not None:
         if not isinstance(fascn, bytes) or len(fascn) != 25:
             raise ValueError("a FASC-N is 25 bytes (packed BCD)")
         names.append(x509.OtherName(ID_PIV_FASCN, b"\x04\x19" + fascn))  # OCTET STRING of 25 bytes
     if card_uuid is not None:
+        if not isinstance(card_uuid, uuid.UUID):
+            raise ValueError("a card UUID is a uuid.UUID")
         names.append(x509.UniformResourceIdentifier(card_uuid.urn))
     return names
 
 
-def _create_once(path: Path, data: bytes) -> None:
-    """Write ``path`` (mode 0600) unless it exists; two processes racing keep the first one's file."""
+def _create_once(path: Path, data: bytes) -> bool:
+    """Write ``path`` (mode 0600) unless it exists; True when this call wrote it (racers keep the first)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -130,16 +117,38 @@ def _create_once(path: Path, data: bytes) -> None:
         try:
             os.link(temporary, path)  # atomic, and fails if another process got there first
         except FileExistsError:
-            pass
+            return False
+        return True
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` (mode 0600) in one step: readers see the old file or the new, never half."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class LocalCA:
     """A CA whose key sits (encrypted) in a folder; issuances are recorded through ``sessions``."""
 
-    def __init__(self, folder: Path, passphrase: str, sessions: sessionmaker) -> None:
-        """Load the CA key and certificate written by ``LocalCA.init``."""
+    def __init__(self, folder: Path, passphrase: str, sessions: sessionmaker,
+                 config: PkiConfig | None = None) -> None:
+        """Load the CA key and certificate written by ``LocalCA.init``; ``config``: the shipped profiles."""
         folder = Path(folder)
         try:
             self.key = serialization.load_pem_private_key(
@@ -148,22 +157,32 @@ class LocalCA:
             self.certificate = x509.load_pem_x509_certificate((folder / CERT_FILE).read_bytes())
         except FileNotFoundError:
             raise CaRefusedError(f"The local CA is not set up in {folder}. Run `cardflow ca init`.") from None
-        except ValueError:
+        except (TypeError, ValueError):
             raise CaRefusedError("The local CA key could not be opened: check the CA passphrase.") from None
         self.sessions = sessions
         self.folder = folder
+        self.config = config or pki_config.load()
         self._passphrase = passphrase.encode()
+        self._authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
+        self._responder: tuple[PrivateKeyTypes, x509.Certificate] | None = None
 
     @staticmethod
-    def init(folder: Path, passphrase: str, common_name: str = "cardflow local CA") -> Path:
-        """Create the CA key (encrypted, mode 0600) and self-signed certificate; returns the cert path."""
+    def init(folder: Path, passphrase: str, common_name: str | None = None,
+             config: PkiConfig | None = None) -> Path:
+        """Create the CA key (encrypted, mode 0600) and self-signed certificate; returns the cert path.
+
+        The certificate carries the subject and every certificate policy of ``config``.
+        """
+        config = config or pki_config.load()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / KEY_FILE).exists():
             raise CaRefusedError(f"A CA key already exists in {folder}; refusing to replace it.")
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = datetime.now(UTC)
+        name = config.ca_name
+        if common_name is not None:
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = _now()
         certificate = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -171,12 +190,14 @@ class LocalCA:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=3650))
+            .not_valid_after(now + timedelta(days=config.ca_validity_days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.CertificatePolicies(
+                [x509.PolicyInformation(oid, None) for oid in config.ca_policies]), critical=False)
             .sign(key, hashes.SHA256())
         )
         pem = key.private_bytes(
@@ -191,6 +212,44 @@ class LocalCA:
         (folder / CERT_FILE).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         return folder / CERT_FILE
 
+    # -- issuing -------------------------------------------------------------------------------
+
+    def _builder(self, profile: CertificateProfile, subject: x509.Name, public_key, days: int,
+                 names: list[x509.GeneralName]) -> x509.CertificateBuilder:
+        """A certificate of ``profile``: usages, names, policies, and where revocation is published."""
+        now = _now()
+        not_after = min(now + timedelta(days=days), self.certificate.not_valid_after_utc)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(profile.key_usage_for(public_key), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(self._authority_key_id, critical=False)
+            .add_extension(x509.CertificatePolicies(
+                [x509.PolicyInformation(oid, None) for oid in profile.policies]), critical=False)
+            .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(self.config.crl_url)], relative_name=None,
+                reasons=None, crl_issuer=None)]), critical=False)
+            .add_extension(x509.AuthorityInformationAccess([
+                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                       x509.UniformResourceIdentifier(self.config.ca_certificate_url)),
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier(self.config.ocsp_url)),
+            ]), critical=False)
+        )
+        if profile.extended_key_usage:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(profile.extended_key_usage)),
+                                            critical=profile.extended_key_usage_critical)
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder
+
     def issue(
         self,
         public_key,
@@ -203,97 +262,137 @@ class LocalCA:
         card_uuid: uuid.UUID | None = None,
         fascn: bytes | None = None,
     ) -> x509.Certificate:
-        """Sign a certificate for ``public_key`` with the profile's usages and record it.
+        """Sign a certificate for ``public_key`` after the profile ``profile_name`` and record it.
 
         ``guard(session)`` runs in the recording transaction and may refuse (CardSdkError): a
         certificate that is not recorded cannot be revoked, so it must not leave the CA either.
         """
-        profile = USAGES.get(profile_name)
-        if profile is None:
+        profile = self.config.profile(profile_name)
+        if profile is None or profile.slot is None:
             raise CaRefusedError(f"The CA has no certificate profile {profile_name!r}.")
         if not 1 <= validity_days <= 3650:
             raise CaRefusedError(f"The CA refuses a validity of {validity_days} days.")
-        now = datetime.now(UTC).replace(microsecond=0)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
+        if not isinstance(subject_cn, str) or not 0 < len(subject_cn) <= 40 or not subject_cn.isprintable():
+            raise CaRefusedError("The CA refuses a subject name that is empty, longer than 40 characters or "
+                                 "holds control characters.")
         try:
-            certificate = (
-                x509.CertificateBuilder()
-                .subject_name(subject)
-                .issuer_name(self.certificate.subject)
-                .public_key(public_key)
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(minutes=5))
-                .not_valid_after(now + timedelta(days=validity_days))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(_key_usage(profile, public_key), critical=True)
-                .add_extension(x509.ExtendedKeyUsage(profile["eku"]), critical=False)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-                )
-            )
-            names = subject_alt_names(card_uuid, fascn)
-            if names:
-                certificate = certificate.add_extension(x509.SubjectAlternativeName(names), critical=False)
-            certificate = certificate.sign(self.key, hashes.SHA256())
+            kinds = profile.subject_alt_name
+            names = subject_alt_names(card_uuid if "uuid" in kinds else None,
+                                      fascn if "fascn" in kinds else None)
+            subject = profile.subject_name(subject_cn)
+            certificate = self._builder(profile, subject, public_key, validity_days, names).sign(
+                self.key, hashes.SHA256())
         except (TypeError, ValueError) as error:
             raise CaRefusedError(f"The CA refused the request: {error}.") from None
         with self.sessions.begin() as session:
             if guard is not None:
                 guard(session)
-            session.add(
-                IssuedCertificate(
-                    serial=f"{certificate.serial_number:X}",
-                    attempt_ref=attempt_ref,
-                    card_number=card_number,
-                    slot=f"{SLOTS[profile_name]['slot']:02X}",
-                    certificate_type=profile_name,
-                    subject=subject.rfc4514_string(),
-                    not_before=certificate.not_valid_before_utc,
-                    not_after=certificate.not_valid_after_utc,
-                    pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
-                )
-            )
+            self._record(session, certificate, attempt_ref, card_number, profile)
         return certificate
 
-    def content_signer(self) -> tuple[PrivateKeyTypes, x509.Certificate]:
-        """The content-signing key and certificate, created on first use and kept in the CA folder."""
-        path = self.folder / CONTENT_SIGNER_FILE
-        if not path.exists():
-            key = ec.generate_private_key(ec.SECP256R1())
-            now = datetime.now(UTC).replace(microsecond=0)
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cardflow content signer")])
-            certificate = (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(self.certificate.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(minutes=5))
-                .not_valid_after(min(now + timedelta(days=3 * 365), self.certificate.not_valid_after_utc))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(
-                    x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
-                )
-                .add_extension(x509.ExtendedKeyUsage([ID_PIV_CONTENT_SIGNING]), critical=True)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-                )
-                .sign(self.key, hashes.SHA256())
+    @staticmethod
+    def _record(session: Session, certificate: x509.Certificate, attempt_ref: str, card_number: str | None,
+                profile: CertificateProfile) -> None:
+        session.add(
+            IssuedCertificate(
+                serial=f"{certificate.serial_number:X}",
+                attempt_ref=attempt_ref,
+                card_number=card_number,
+                slot=profile.slot or "",
+                certificate_type=profile.name,
+                subject=certificate.subject.rfc4514_string()[:400],
+                not_before=certificate.not_valid_before_utc,
+                not_after=certificate.not_valid_after_utc,
+                pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
             )
-            pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.BestAvailableEncryption(self._passphrase),
-            ) + certificate.public_bytes(serialization.Encoding.PEM)
-            _create_once(path, pem)
+        )
+
+    def _own_certificate(self, path: Path, build, attempt_ref: str, profile: CertificateProfile,
+                         replace: bool) -> None:
+        """Issue one of the CA's own certificates (``build(key) -> certificate``), record it, keep it
+        encrypted in ``path``. Recorded first, so no certificate the CA signed is unknown to it."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = build(key)
+        with self.sessions.begin() as session:
+            self._record(session, certificate, attempt_ref, None, profile)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        ) + certificate.public_bytes(serialization.Encoding.PEM)
+        if replace:
+            _replace(path, pem)
+        elif not _create_once(path, pem):
+            # Another process created it at the same moment: ours is never used.
+            self._revoke_serials([f"{certificate.serial_number:X}"], "superseded")
+
+    def _load_pair(self, path: Path) -> tuple[PrivateKeyTypes, x509.Certificate]:
         data = path.read_bytes()
-        key = serialization.load_pem_private_key(data, password=self._passphrase)
-        return key, x509.load_pem_x509_certificate(data)
+        return serialization.load_pem_private_key(data, password=self._passphrase), \
+            x509.load_pem_x509_certificate(data)
+
+    def content_signer(self) -> tuple[PrivateKeyTypes, x509.Certificate]:
+        """The content-signing key and certificate (CHUID, Security Object), made on first use.
+
+        Kept in the CA folder encrypted with the CA passphrase, like the CA key.
+        """
+        path = self.folder / CONTENT_SIGNER_FILE
+        profile = self.config.profiles[pki_config.CONTENT_SIGNING]
+        if not path.exists():
+            self._own_certificate(path, lambda key: self._builder(
+                profile, profile.subject_name(""), key.public_key(), profile.validity_days or 1095, []
+            ).sign(self.key, hashes.SHA256()), CONTENT_SIGNER_REF, profile, replace=False)
+        return self._load_pair(path)
+
+    def ocsp_responder(self) -> tuple[PrivateKeyTypes, x509.Certificate]:
+        """The delegated OCSP responder's key and certificate (id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
+
+        Short-lived, as a nocheck certificate should be: renewed once a third of its life is left.
+        """
+        now = datetime.now(UTC)
+        if self._responder is not None and not self._renewal_due(self._responder[1], now):
+            return self._responder
+        path = self.folder / RESPONDER_FILE
+        pair = self._load_pair(path) if path.exists() else None
+        if pair is None or self._renewal_due(pair[1], now):
+            self._own_certificate(path, self._responder_certificate, RESPONDER_REF,
+                                  _RESPONDER_PROFILE, replace=pair is not None)
+            pair = self._load_pair(path)
+        self._responder = pair
+        return pair
+
+    def _renewal_due(self, certificate: x509.Certificate, now: datetime) -> bool:
+        life = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+        return certificate.not_valid_after_utc - now < life / 3
+
+    def _responder_certificate(self, key) -> x509.Certificate:
+        now = _now()
+        common_name = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        name = f"{common_name[0].value if common_name else 'cardflow CA'} OCSP responder"[:64]
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(min(now + timedelta(days=self.config.responder_validity_days),
+                                 self.certificate.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                           critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+            .add_extension(x509.OCSPNoCheck(), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(self._authority_key_id, critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+
+    # -- revoking and publishing ---------------------------------------------------------------
 
     def revoke_attempt(self, attempt_ref: str, reason: str) -> list[str]:
-        """Revoke the attempt's certificates not revoked yet; ``reason`` is free text."""
+        """Revoke the attempt's certificates not revoked yet (``reason`` is free text; RFC 5280's
+        names are kept, any other becomes cessationOfOperation in the CRL), then publish the CRL."""
         with self.sessions.begin() as session:
             rows = session.scalars(
                 select(IssuedCertificate).where(
@@ -304,30 +403,104 @@ class LocalCA:
             for row in rows:
                 row.revoked_at = now
                 row.revocation_reason = reason
-            return [row.serial for row in rows]
+            serials = [row.serial for row in rows]
+        if serials:
+            self._publish_after_revocation()
+        return serials
 
-    def crl(self, next_update_days: int = 7) -> bytes:
-        """A freshly signed CRL (PEM) listing every revoked certificate."""
-        now = datetime.now(UTC)
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(self.certificate.subject)
-            .last_update(now)
-            .next_update(now + timedelta(days=next_update_days))
-        )
+    def _revoke_serials(self, serials: list[str], reason: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(IssuedCertificate).where(
+                IssuedCertificate.serial.in_(serials), IssuedCertificate.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC), revocation_reason=reason))
+        self._publish_after_revocation()
+
+    def _publish_after_revocation(self) -> None:
+        # The revocation is committed and OCSP answers it at once; a CRL that fails to sign now is
+        # signed again by the next sweep (refresh_crl sees it is older than the revocation).
+        try:
+            self.publish_crl()
+        except Exception:
+            log.exception("the CRL could not be published after a revocation; the next sweep retries")
+
+    def publish_crl(self) -> int:
+        """Sign a new CRL of every revoked certificate and store it as the current one; its number."""
+        for _ in range(3):
+            try:
+                with self.sessions.begin() as session:
+                    return self._sign_and_store(session)
+            except IntegrityError:
+                continue  # two hosts published the very first CRL at once: take the next number
+        raise CaRefusedError("The CRL could not be published: its number kept colliding.")
+
+    def _sign_and_store(self, session: Session) -> int:
+        # Raising the number first takes the row's lock (the write lock on SQLite): whoever signs
+        # next waits, then reads the revocations after ours, so a higher number never lists less.
+        number = session.execute(update(PublishedCrl).where(PublishedCrl.id == CRL_ROW)
+                                 .values(number=PublishedCrl.number + 1)
+                                 .returning(PublishedCrl.number)).scalar()
+        now = _now()
+        if number is None:
+            number = 1
+            session.execute(insert(PublishedCrl).values(id=CRL_ROW, number=number, this_update=now,
+                                                        next_update=now, der=b""))
+        next_update = now + timedelta(hours=self.config.crl_next_update_hours)
+        revoked = session.execute(
+            select(IssuedCertificate.serial, IssuedCertificate.revoked_at,
+                   IssuedCertificate.revocation_reason)
+            .where(IssuedCertificate.revoked_at.is_not(None))).all()
+        entries = [revoked_entry(int(serial, 16), revoked_at, reason)
+                   for serial, revoked_at, reason in revoked]
+        der = sign_crl(self.key, self.certificate, number, now, next_update, entries)
+        session.execute(update(PublishedCrl).where(PublishedCrl.id == CRL_ROW)
+                        .values(this_update=now, next_update=next_update, der=der))
+        log.info("CRL %d published: %d revoked certificates", number, len(entries))
+        return number
+
+    def refresh_crl(self) -> bool:
+        """Publish a new CRL when none is stored, when nextUpdate is near, or when a revocation is
+        newer than the stored CRL (its publication failed); True when it published."""
         with self.sessions() as session:
-            rows = session.scalars(
-                select(IssuedCertificate).where(IssuedCertificate.revoked_at.is_not(None))
-            ).all()
-            for row in rows:
-                # Spoiled cards were never used: the standard reason is cessation of operation.
-                flag = REASONS.get(row.revocation_reason or "", x509.ReasonFlags.cessation_of_operation)
-                revoked = (
-                    x509.RevokedCertificateBuilder()
-                    .serial_number(int(row.serial, 16))
-                    .revocation_date(row.revoked_at)
-                    .add_extension(x509.CRLReason(flag), critical=False)
-                    .build()
-                )
-                builder = builder.add_revoked_certificate(revoked)
-        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+            stored = session.execute(select(PublishedCrl.this_update, PublishedCrl.next_update)
+                                     .where(PublishedCrl.id == CRL_ROW)).first()
+            newest = None
+            if stored is not None:
+                newest = session.scalar(select(IssuedCertificate.revoked_at)
+                                        .where(IssuedCertificate.revoked_at.is_not(None))
+                                        .order_by(IssuedCertificate.revoked_at.desc()).limit(1))
+        now = datetime.now(UTC)
+        if (stored is not None
+                and _utc(stored.next_update) - now > timedelta(hours=self.config.crl_refresh_before_hours)
+                and (newest is None or _utc(newest).replace(microsecond=0) <= _utc(stored.this_update))):
+            return False
+        self.publish_crl()
+        return True
+
+    def stored_crl(self, session: Session) -> tuple[bytes, datetime] | None:
+        """The current CRL (DER) and its nextUpdate, as stored; None when none was published yet."""
+        row = session.execute(select(PublishedCrl.der, PublishedCrl.next_update)
+                              .where(PublishedCrl.id == CRL_ROW)).first()
+        if row is None or not row.der:
+            return None
+        return row.der, _utc(row.next_update)
+
+    def current_crl(self) -> bytes:
+        """The current CRL (DER), published first when none is stored or it has expired."""
+        with self.sessions() as session:
+            stored = self.stored_crl(session)
+        if stored is None or stored[1] <= datetime.now(UTC):
+            self.publish_crl()
+            with self.sessions() as session:
+                stored = self.stored_crl(session)
+        return stored[0]
+
+    def crl(self) -> bytes:
+        """The current certificate revocation list (PEM), as the console serves it."""
+        return x509.load_der_x509_crl(self.current_crl()).public_bytes(serialization.Encoding.PEM)
+
+
+# The responder certificate is recorded like any other; its shape is fixed by RFC 6960, not configured.
+_RESPONDER_PROFILE = CertificateProfile(
+    name="OCSP Responder", subject=(), key_usage=("digitalSignature",),
+    extended_key_usage=(ExtendedKeyUsageOID.OCSP_SIGNING,), extended_key_usage_critical=False,
+    subject_alt_name=(), policies=())
