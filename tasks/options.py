@@ -1,7 +1,9 @@
 """The temporary-card options (``TempCardsScriptOptions``) and the rules their values must obey.
 
 The admin edits the option script; deploy refuses values the card profile cannot hold (PIV:
-a 6 to 8 digit PIN and an 8 character PUK), so a bad edit never reaches an operator.
+a 6 to 8 digit PIN and an 8 character PUK), so a bad edit never reaches an operator. Card
+Authentication (9E) is issued on every encoded card, as FIPS 201-3 requires: ``certificates``
+chooses the others, and a script that tries to turn it off is refused with that reason.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ from typing import Any
 TEMP_CARDS_OPTIONS = "TempCardsScriptOptions"
 
 CERTIFICATE_TYPES = ("PIV Authentication", "Digital Signature", "Key Management", "Card Authentication")
+CARD_AUTHENTICATION = "Card Authentication"
+# What the admin chooses; Card Authentication comes with every encoded card (listing it is allowed
+# and changes nothing).
+CHOSEN_CERTIFICATE_TYPES = tuple(name for name in CERTIFICATE_TYPES if name != CARD_AUTHENTICATION)
+# An option a script may set only to True: it says what happens anyway.
+CARD_AUTHENTICATION_OPTION = "card_authentication"
+CARD_AUTHENTICATION_MANDATORY = (
+    "cannot be turned off: FIPS 201-3 makes the Card Authentication key and certificate (9E) "
+    "mandatory on every PIV card, so it is issued whenever encode_card = True; remove this line")
 
 # Option name -> the Python type its value must have. bool is checked apart from int below
 # because True is an int to isinstance, and "pin_length = True" must not pass as 1.
@@ -51,7 +62,8 @@ TEMP_CARDS_OPTION_FIELDS = (
     OptionField("encode_card", "Encode the temporary card", "boolean",
                 "Encode the chip (PIN, PUK, certificates); off = only print."),
     OptionField("certificates", "Select certificates to be issued", "choices",
-                "Only valid when the card is encoded.", choices=CERTIFICATE_TYPES),
+                "Only valid when the card is encoded. Card Authentication is always issued on an "
+                "encoded card (FIPS 201-3).", choices=CHOSEN_CERTIFICATE_TYPES),
     OptionField("validity_days", "Validity days", "integer",
                 "How long the card and its certificates are valid.",
                 VALIDITY_DAYS.start, VALIDITY_DAYS.stop - 1),
@@ -61,7 +73,9 @@ TEMP_CARDS_OPTION_FIELDS = (
 def validate_temp_card_options(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Every problem in a set of temporary-card options, as (option name, reason) pairs."""
     problems = [(name, f"unknown option; known options: {', '.join(OPTION_TYPES)}")
-                for name in values if name not in OPTION_TYPES]
+                for name in values if name not in OPTION_TYPES and name != CARD_AUTHENTICATION_OPTION]
+    if values.get(CARD_AUTHENTICATION_OPTION, True) is not True:
+        problems.append((CARD_AUTHENTICATION_OPTION, CARD_AUTHENTICATION_MANDATORY))
     problems += [(name, "missing; every option must be set") for name in OPTION_TYPES if name not in values]
     typed = {}
     for name, expected in OPTION_TYPES.items():

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.cards import CardState
+from tasks.cardsdk.card_identity import CardIdentityIssuer
 from tasks.cardsdk.job import CardJob, CardSdkError
 from tasks.cardsdk.station import Station
 from tasks.orders import get_open_order
@@ -88,6 +89,8 @@ class ProductionContext:
     worker: str = "local"
     pool: str = "default"
     claim_seconds: float = CLAIM_SECONDS
+    # Gives each physical card (attempt) its GUID and FASC-N (codes: CARDFLOW_FASCN_*).
+    card_identity: CardIdentityIssuer = field(default_factory=CardIdentityIssuer.from_env)
     keeper: ClaimKeeper = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -233,6 +236,9 @@ _CLAIMED_CARD = select(
     select(func.max(_attempts.c.attempt))
     .where(_attempts.c.order_id == bindparam("b_order"), _attempts.c.card_id == bindparam("b_card"))
     .scalar_subquery().label("last_attempt"),
+    # Physical cards made for this card so far, in any order: the next one's FASC-N series.
+    select(func.count()).where(_attempts.c.card_id == bindparam("b_card"))
+    .scalar_subquery().label("card_attempts"),
 ).select_from(_cards.join(_orders, _orders.c.id == bindparam("b_order"))).where(
     _cards.c.id == bindparam("b_card"))
 _START_ATTEMPT = insert(_attempts)
@@ -274,9 +280,11 @@ def _claim(ctx: ProductionContext, order_id: int, card_id: int) -> Claim | None:
             return None
         row = connection.execute(_CLAIMED_CARD, ids).one()
         number = (row.last_attempt or 0) + 1
+        identity = ctx.card_identity.new(card_id, row.card_attempts)
         connection.execute(_START_ATTEMPT, {
             "order_id": order_id, "card_id": card_id, "attempt": number, "outcome": "started", "files": [],
-            "started_at": now, "station": ctx.station.name, "worker": ctx.worker})
+            "started_at": now, "station": ctx.station.name, "worker": ctx.worker,
+            "card_uuid": identity.card_uuid, "fascn": identity.fascn_digits})
         ctx.trail(session, [AttemptRecorded(row.number, order_id, row.instance_id, number, "started")])
         options = row.options
         job = CardJob(
@@ -286,7 +294,9 @@ def _claim(ctx: ProductionContext, order_id: int, card_id: int) -> Claim | None:
             spool_dir=ctx.spool_root / f"order-{order_id}",
             encode=options["encode_card"], certificates=tuple(options["certificates"]),
             pin_length=options["pin_length"], puk_length=options["puk_length"],
-            validity_days=options["validity_days"], guard=_claim_guard(order_id, card_id, token))
+            validity_days=options["validity_days"], guard=_claim_guard(order_id, card_id, token),
+            card_uuid=identity.card_uuid, fascn=identity.fascn.pack() if identity.fascn else None,
+            identity_problem=identity.problem)
         return Claim(order_id, card_id, token, number, row.instance_id, job, row.state,
                      ctx.user or row.created_by, row.process_id, row.process_version)
 

@@ -7,6 +7,7 @@ when two operators race for the same card.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -151,10 +153,14 @@ class OrderCard(Base):
 
 
 class ProductionAttempt(Base):
-    """One try at producing one physical card: outcome, error, serial, what was spoiled."""
+    """One try at producing one physical card: outcome, error, serial, what was spoiled, and the
+    physical card's own identity (GUID and FASC-N), never shared with another physical card."""
 
     __tablename__ = "production_attempts"
-    __table_args__ = (UniqueConstraint("order_id", "card_id", "attempt"),)
+    __table_args__ = (UniqueConstraint("order_id", "card_id", "attempt"),
+                      # A door system looks a card up by either; no two physical cards share one.
+                      Index("ux_production_attempts_card_uuid", "card_uuid", unique=True),
+                      Index("ux_production_attempts_fascn", "fascn", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -171,6 +177,10 @@ class ProductionAttempt(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     station: Mapped[str | None] = mapped_column(String(100), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The CHUID GUID (UUID v4) and the FASC-N's 32 digits (tasks/cardsdk/card_identity.py); empty
+    # for attempts made before cards had an identity of their own.
+    card_uuid: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    fascn: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class RevocationRequest(Base):

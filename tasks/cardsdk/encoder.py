@@ -1,9 +1,12 @@
 """The encoder: personalises one blank PIV card for one CardJob.
 
-Sequence: select, authenticate with the factory management key, secrets to custody, PIN and PUK
-changed, per certificate type a key generated on the card and its certificate issued and
-written, CHUID and CCC written, and last the management key replaced by the card's own. A failure
-after a certificate was issued revokes the attempt's certificates before the error is raised.
+Sequence: select, authenticate with the factory management key (as the card profile says:
+mutual or external), secrets to custody, PIN and PUK changed, per certificate type a key
+generated on the card and its certificate issued (with the card's GUID and FASC-N) and written;
+the signed CHUID, the CCC and the Security Object over all of them written, and last the
+management key replaced by the card's own where the stock allows it. Card Authentication (9E) is
+issued on every encoded card (FIPS 201-3); the job's certificates add the others. A failure after
+a certificate was issued revokes the attempt's certificates before the error is raised.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 
+from tasks.cardsdk import card_objects
 from tasks.cardsdk.ca import CertificateAuthority
 from tasks.cardsdk.custody import Custody
 from tasks.cardsdk.job import CardJob, CardSdkError, EncodeResult
@@ -28,9 +32,9 @@ from tasks.cardsdk.piv.transport import PcscCardSource, Transport, VirtualCardSo
 
 log = logging.getLogger(__name__)
 
-# FASC-N of a non-federal issuer (agency, system and credential 9999/9999/999999), as PIV-I uses.
-NON_FEDERAL_FASCN = bytes.fromhex("d4e739da739ced39ce739d836858210842108421c84210c3eb")
-GUID_NAMESPACE = uuid.UUID("6f2b1f0e-8c55-4e0c-9a43-2d8e7f1c0b7a")
+CARD_AUTHENTICATION = "Card Authentication"
+# A content signer is reused while it stays valid this much longer (loading it decrypts its key).
+SIGNER_MARGIN = timedelta(days=1)
 
 
 class CardSource(Protocol):
@@ -46,29 +50,9 @@ def random_digits(length: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(length))
 
 
-def card_guid(card_id: int) -> bytes:
-    """The CHUID GUID of a card: stable per card id, so every attempt of a card carries the same one."""
-    return uuid.uuid5(GUID_NAMESPACE, f"cardflow-card-{card_id}").bytes
-
-
-def build_chuid(job: CardJob) -> bytes:
-    """The CHUID content: FASC-N, GUID, expiry date, empty issuer signature, LRC."""
-    return (
-        tlv(0x30, NON_FEDERAL_FASCN)
-        + tlv(0x34, card_guid(job.card_id))
-        + tlv(0x35, job.valid_until.strftime("%Y%m%d").encode())
-        + tlv(0x3E, b"")
-        + tlv(0xFE, b"")
-    )
-
-
-def build_ccc(job: CardJob) -> bytes:
-    """The Card Capability Container (SP 800-73-4 part 1, table 8), version 2.1."""
-    card_identifier = bytes.fromhex("A000000116FF02") + card_guid(job.card_id)[:14]
-    fields = [(0xF0, card_identifier), (0xF1, b"\x21"), (0xF2, b"\x21"), (0xF3, b""), (0xF4, b"\x00")]
-    fields += [(0xF5, b"\x10"), (0xF6, b""), (0xF7, b""), (0xFA, b""), (0xFB, b""), (0xFC, b"")]
-    fields += [(0xFD, b""), (0xFE, b"")]
-    return b"".join(tlv(tag, value) for tag, value in fields)
+def certificate_types(job: CardJob) -> tuple[str, ...]:
+    """What an encoded card gets: the job's certificates, and Card Authentication always."""
+    return tuple(name for name in job.certificates if name != CARD_AUTHENTICATION) + (CARD_AUTHENTICATION,)
 
 
 class Encoder:
@@ -83,6 +67,7 @@ class Encoder:
         self.custody = custody
         self.profile = profile
         self.timings = {"apdu": 0.0, "ca": 0.0, "custody": 0.0}
+        self._signer = None
 
     def encode(self, job: CardJob) -> EncodeResult:
         """Personalise the next card for ``job``; raises only CardSdkError subclasses."""
@@ -108,6 +93,9 @@ class Encoder:
 
     def _check_job(self, job: CardJob) -> None:
         """Refuse jobs the card stock cannot take, before touching a card."""
+        if job.fascn is None:
+            raise EncodingFailedError(job.identity_problem
+                                      or "This card has no FASC-N, so it cannot be encoded.")
         low, high = self.profile.pin_length
         if not low <= job.pin_length <= high:
             raise EncodingFailedError(
@@ -118,7 +106,7 @@ class Encoder:
             raise EncodingFailedError(
                 f"A PUK of {job.puk_length} digits does not fit this card ({low}-{high})."
             )
-        for certificate_type in job.certificates:
+        for certificate_type in certificate_types(job):
             if certificate_type not in self.profile.slot_algorithms:
                 raise EncodingFailedError(
                     f"Card profile {self.profile.name!r} cannot hold a {certificate_type!r} certificate."
@@ -135,11 +123,14 @@ class Encoder:
     def _personalise(self, job: CardJob, transport: Transport, issued: list[str]) -> EncodeResult:
         """The personalisation sequence proper."""
         profile = self.profile
+        mutual = profile.authentication == "mutual"
         client = PivClient(lambda apdu: self._timed("apdu", transport.transmit, apdu))
         client.select()
-        client.authenticate(profile.management_key, profile.management_algorithm)
+        client.authenticate(profile.management_key, profile.management_algorithm, mutual)
         pin, puk = random_digits(job.pin_length), random_digits(job.puk_length)
-        new_key = secrets.token_bytes(len(profile.management_key))
+        changes_key = profile.management_key_change != "none"
+        # A stock whose key cannot be changed keeps the maker's key: custody holds that one.
+        new_key = secrets.token_bytes(len(profile.management_key)) if changes_key else profile.management_key
         # Secrets reach custody before the card: a card whose new PIN was lost would be spoiled.
         self._timed(
             "custody",
@@ -150,23 +141,41 @@ class Encoder:
         )
         client.change_pin(profile.factory_pin, pin)
         client.change_puk(profile.factory_puk, puk)
-        for certificate_type in job.certificates:
+        written: list[tuple[int, bytes]] = []
+        for certificate_type in certificate_types(job):
             algorithm = profile.algorithm_for(certificate_type)
             slot, object_tag = SLOTS[certificate_type]["slot"], SLOTS[certificate_type]["object"]
             public_key = client.generate_key(slot, algorithm)
             certificate = self._timed("ca", self._issue, public_key, job, certificate_type)
             issued.append(f"{certificate.serial_number:X}")
             der = certificate.public_bytes(serialization.Encoding.DER)
-            client.put_object(object_tag, tlv(0x70, der) + tlv(0x71, b"\x00") + tlv(0xFE, b""))
-        client.put_object(profiles.OBJECT_CHUID, build_chuid(job))
-        client.put_object(profiles.OBJECT_CCC, build_ccc(job))
-        client.set_management_key(new_key, profile.management_algorithm)
+            written.append((object_tag, tlv(0x70, der) + tlv(0x71, b"\x00") + tlv(0xFE, b"")))
+        key, signer = self._timed("ca", self._content_signer)
+        written.append((profiles.OBJECT_CHUID, card_objects.chuid(job.fascn, job.card_uuid, job.valid_until,
+                                                                 key, signer)))
+        written.append((profiles.OBJECT_CCC, card_objects.ccc(job.card_uuid)))
+        for object_tag, content in written:
+            client.put_object(object_tag, content)
+        client.put_object(card_objects.OBJECT_SECURITY, card_objects.security_object(written, key, signer))
+        if changes_key:
+            client.set_management_key(new_key, profile.management_algorithm)
         # Prove the card took the key custody holds, while the card is still in the reader.
-        client.authenticate(new_key, profile.management_algorithm)
+        client.authenticate(new_key, profile.management_algorithm, mutual)
         client.verify_pin(pin)
-        chip_serial = client.serial() or card_guid(job.card_id).hex()
+        chip_serial = client.serial() or job.card_uuid.hex
         log.info("encoded card %s (%s): %d certificates", job.card_number, job.attempt_ref, len(issued))
         return EncodeResult(chip_serial=chip_serial, certificate_serials=issued)
+
+    def _content_signer(self):
+        """The CA's content-signing key and certificate, reused while valid for a while yet."""
+        if self._signer is None or self._signer[1].not_valid_after_utc < datetime.now(UTC) + SIGNER_MARGIN:
+            try:
+                self._signer = self.ca.content_signer()
+            except CardSdkError:
+                raise
+            except Exception as error:
+                raise CaRefusedError(f"The CA has no content signer for the CHUID ({error}).") from error
+        return self._signer
 
     def _issue(self, public_key, job: CardJob, certificate_type: str):
         """Ask the CA for one certificate; any CA failure becomes CaRefusedError."""
@@ -179,6 +188,8 @@ class Encoder:
                 job.attempt_ref,
                 card_number=job.card_number,
                 guard=job.guard,
+                card_uuid=job.card_uuid,
+                fascn=job.fascn,
             )
         except CardSdkError:
             raise
@@ -214,10 +225,11 @@ def build_encoder(
 ) -> Encoder:
     """An encoder for ``transport`` "inprocess" (a fresh virtual card per job) or "pcsc" (``reader``,
     with ``feeder`` bringing each blank card when the station has one)."""
+    card_profile = profiles.get(profile)
     if transport == "inprocess":
-        source: CardSource = VirtualCardSource()
+        source: CardSource = VirtualCardSource(card_profile)
     elif transport == "pcsc":
         source = PcscCardSource(reader, feeder=feeder)
     else:
         raise ValueError(f"unknown card transport {transport!r}; use 'inprocess' or 'pcsc'")
-    return Encoder(source, ca, custody, profiles.get(profile))
+    return Encoder(source, ca, custody, card_profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +30,12 @@ class CardJob:
     pin_length: int = 6
     puk_length: int = 8
     validity_days: int = 14
+    # The identity of this physical card (tasks.cardsdk.card_identity), fixed when its attempt is
+    # recorded: a random GUID and the 25-byte packed FASC-N, for the CHUID, CCC and certificates.
+    # None when no FASC-N could be made; encoding then refuses the card with ``identity_problem``.
+    card_uuid: uuid.UUID = field(default_factory=uuid.uuid4)
+    fascn: bytes | None = None
+    identity_problem: str | None = None
     # Run with the session of every transaction that records a certificate for this attempt;
     # raises CardSdkError when the attempt may no longer record anything (its claim lapsed).
     guard: Callable[[object], None] | None = field(default=None, compare=False, repr=False)

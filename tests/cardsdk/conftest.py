@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 import tasks.cardsdk.records  # noqa: F401  (registers the SDK tables on Base)
 from tasks.cardsdk.ca import LocalCA
+from tasks.cardsdk.card_identity import CardIdentityIssuer
 from tasks.cardsdk.custody import Custody, load_or_create_key
 from tasks.cardsdk.encoder import build_encoder
 from tasks.cardsdk.job import CardJob
@@ -57,9 +58,12 @@ def encoder(ca, custody):
 def make_job(tmp_path):
     """Build CardJobs with sensible defaults."""
 
-    def make(card_id: int = 17, **overrides) -> CardJob:
-        """One job; keyword arguments override the defaults."""
+    def make(card_id: int = 17, earlier_attempts: int = 0, **overrides) -> CardJob:
+        """One job with a fresh card identity; keyword arguments override the defaults."""
+        identity = CardIdentityIssuer("1234", "5678").new(card_id, earlier_attempts)
         values = dict(
+            card_uuid=identity.card_uuid,
+            fascn=identity.fascn.pack(),
             card_id=card_id,
             card_number=f"TC-{card_id:06d}",
             organisation="Acme",

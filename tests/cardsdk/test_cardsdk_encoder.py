@@ -6,7 +6,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select
 
-from tasks.cardsdk.encoder import Encoder, card_guid
+from tasks.cardsdk.encoder import Encoder, certificate_types
 from tasks.cardsdk.job import CardSdkError
 from tasks.cardsdk.piv import profiles
 from tasks.cardsdk.piv.apdu import find_tlv, parse_tlv
@@ -46,23 +46,24 @@ def test_encode_personalises_the_card(encoder, custody, ca, sessions, make_job):
         client.authenticate(PROFILE.management_key, "3DES")
     client.authenticate(custody.management_key(job.card_id), "3DES")
     ca_cert = ca.certificate
-    for certificate_type, serial in zip(job.certificates, result.certificate_serials, strict=True):
+    assert certificate_types(job) == ("PIV Authentication", "Digital Signature", "Card Authentication")
+    for certificate_type, serial in zip(certificate_types(job), result.certificate_serials, strict=True):
         stored = client.get_object(profiles.SLOTS[certificate_type]["object"])
         assert [tag for tag, _ in parse_tlv(stored)] == [0x70, 0x71, 0xFE]
         certificate = x509.load_der_x509_certificate(find_tlv(stored, 0x70))
         certificate.verify_directly_issued_by(ca_cert)
         assert f"{certificate.serial_number:X}" == serial
-        assert certificate.subject.rfc4514_string() == f"CN={job.card_number}"
+        if certificate_type == "PIV Authentication":
+            assert certificate.subject.rfc4514_string() == f"CN={job.card_number}"
     chuid = client.get_object(profiles.OBJECT_CHUID)
-    assert find_tlv(chuid, 0x34) == card_guid(job.card_id)
+    assert find_tlv(chuid, 0x34) == job.card_uuid.bytes
+    assert find_tlv(chuid, 0x30) == job.fascn
     assert find_tlv(chuid, 0x35) == job.valid_until.strftime("%Y%m%d").encode()
     assert find_tlv(client.get_object(profiles.OBJECT_CCC), 0xF1) == b"\x21"
     with sessions() as session:
-        rows = session.scalars(select(IssuedCertificate).order_by(IssuedCertificate.slot)).all()
-    assert [(row.slot, row.attempt_ref, row.revoked_at) for row in rows] == [
-        ("9A", job.attempt_ref, None),
-        ("9C", job.attempt_ref, None),
-    ]
+        rows = session.scalars(select(IssuedCertificate).order_by(IssuedCertificate.slot)
+                               .where(IssuedCertificate.attempt_ref == job.attempt_ref)).all()
+    assert [(row.slot, row.revoked_at) for row in rows] == [("9A", None), ("9C", None), ("9E", None)]
 
 
 def test_an_order_of_cards_gets_distinct_secrets(encoder, custody, make_job):

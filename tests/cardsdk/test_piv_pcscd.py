@@ -14,8 +14,9 @@ from sqlalchemy.orm import sessionmaker
 
 import tasks.cardsdk.records  # noqa: F401
 from tasks.cardsdk.ca import CERT_FILE, LocalCA
+from tasks.cardsdk.card_identity import CardIdentityIssuer
 from tasks.cardsdk.custody import Custody, load_or_create_key
-from tasks.cardsdk.encoder import Encoder, build_encoder, card_guid
+from tasks.cardsdk.encoder import Encoder, build_encoder
 from tasks.cardsdk.job import CardJob
 from tasks.cardsdk.piv import profiles
 from tasks.cardsdk.piv.client import PivClient
@@ -48,7 +49,8 @@ def world(tmp_path_factory):
 
 
 def job(card_id: int, attempt: int = 1) -> CardJob:
-    """A job for two P-256 certificates."""
+    """A job for two P-256 certificates (and Card Authentication, which every card gets)."""
+    identity = CardIdentityIssuer("1234", "5678").new(card_id, attempt - 1)
     return CardJob(
         card_id=card_id,
         card_number=f"TC-{card_id:06d}",
@@ -57,6 +59,8 @@ def job(card_id: int, attempt: int = 1) -> CardJob:
         attempt_ref=f"order-1/card-{card_id}/attempt-{attempt}",
         spool_dir=os.devnull,
         certificates=("PIV Authentication", "Digital Signature"),
+        card_uuid=identity.card_uuid,
+        fascn=identity.fascn.pack(),
     )
 
 
@@ -70,9 +74,11 @@ def encoded(testbed, world):
     """An order of two cards encoded one after the other; the second stays in the reader."""
     first = world["encoder"].encode(job(1))
     serial = testbed.new_card()
-    second = world["encoder"].encode(job(2))
+    second_job = job(2)
+    second = world["encoder"].encode(second_job)
     assert first.certificate_serials != second.certificate_serials
     assert second.chip_serial == str(serial)
+    second.job = second_job
     return second
 
 
@@ -151,9 +157,10 @@ def test_pin_from_custody_and_factory_key_over_pcsc(encoded, world):
 
 
 def test_yubico_piv_tool_reads_status_and_chuid(encoded):
+    guid = encoded.job.card_uuid.hex
     status = run("yubico-piv-tool", "--reader", READER, "--action", "status")
     assert status.returncode == 0, status.stderr
-    assert card_guid(2).hex() in status.stdout
+    assert guid in status.stdout.lower()
     assert "Slot 9a" in status.stdout and "CN=TC-000002" in status.stdout
     chuid = run(
         "yubico-piv-tool",
@@ -166,7 +173,7 @@ def test_yubico_piv_tool_reads_status_and_chuid(encoded):
         "--format",
         "hex",
     )
-    assert chuid.returncode == 0 and card_guid(2).hex() in chuid.stdout
+    assert chuid.returncode == 0 and guid in chuid.stdout.lower()
 
 
 class PullingSource:

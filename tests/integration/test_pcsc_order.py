@@ -7,15 +7,16 @@ import shutil
 import subprocess
 
 import pytest
+from sqlalchemy import select
 
 from engine.config import PROJECT_ROOT, StationSettings
 from tasks.cardsdk.ca import CERT_FILE, ca_folder
-from tasks.cardsdk.encoder import card_guid
 from tasks.cardsdk.piv import profiles
 from tasks.cardsdk.piv.client import PivClient
 from tasks.cardsdk.piv.errors import WrongFactoryKeyError
 from tasks.cardsdk.piv.testbed import READER
 from tasks.cardsdk.piv.transport import PcscTransport
+from tasks.store import ProductionAttempt
 from tests.conftest import make_settings, start_services
 from tests.integration.flow import add_cards, card_states, select_and_issue, start, submit
 
@@ -99,4 +100,6 @@ def test_yubico_piv_tool_reads_status_and_chuid(produced):
     assert status.returncode == 0, status.stderr
     assert "CHUID" in status.stdout and "Slot 9a" in status.stdout
     chuid = run("yubico-piv-tool", "-r", READER, "-a", "read-object", "--id", "0x5fc102", "-f", "hex")
-    assert chuid.returncode == 0 and card_guid(2).hex() in chuid.stdout, chuid.stderr
+    with produced.sessions() as session:  # the card in the reader is card 2's only attempt
+        guid = session.scalar(select(ProductionAttempt.card_uuid).where(ProductionAttempt.card_id == 2))
+    assert chuid.returncode == 0 and guid.hex in chuid.stdout.lower(), chuid.stderr

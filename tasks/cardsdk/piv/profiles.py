@@ -1,7 +1,9 @@
 """Card profiles as data: what a blank card of a given stock looks like and how to personalise it.
 
-A profile names the factory secrets of the card stock, the PIN/PUK rules, and the key algorithm
-per certificate type. Add stock by adding a dict entry (or a JSON file loaded with ``load``).
+A profile (a JSON file in ``card_profiles/``, or any JSON file named in the configuration) holds
+what differs between card stocks: factory secrets, PIN/PUK lengths and retry counts, how the
+management key is proven and changed, and the key algorithm per certificate type. The encoder and
+the virtual card both take their behaviour from it, so new stock is configuration, not code.
 """
 
 from __future__ import annotations
@@ -29,31 +31,15 @@ OBJECT_DISCOVERY = 0x7E
 # The well-known default management key of PIV test stock and YubiKeys (not a secret).
 DEFAULT_MANAGEMENT_KEY = "010203040506070801020304050607080102030405060708"
 
-# What every PIV test stock here shares: factory PIN and PUK, and the PIV length rules.
-_PIV_STOCK = {
-    "management_key": DEFAULT_MANAGEMENT_KEY,
-    "management_algorithm": "3DES",
-    "factory_pin": "123456",
-    "factory_puk": "12345678",
-    "pin_length": [6, 8],
-    "puk_length": [8, 8],
-    "slot_algorithms": dict.fromkeys(
-        ("PIV Authentication", "Digital Signature", "Key Management", "Card Authentication"), "P256"),
-}
-_TWO_SLOTS = {"PIV Authentication": "P256", "Digital Signature": "P256"}
-
-PROFILES: dict[str, dict] = {
-    "piv-3des-p256": _PIV_STOCK,
-    "piv-3des-rsa": {**_PIV_STOCK, "slot_algorithms": {
-        "PIV Authentication": "RSA2048", "Digital Signature": "RSA2048", "Key Management": "RSA2048",
-        "Card Authentication": "P256"}},
-    # YubiKey 5.7+ ship with the same default key, as AES-192.
-    "piv-aes192-p256": {**_PIV_STOCK, "management_algorithm": "AES192"},
-    "piv-aes128-p256": {**_PIV_STOCK, "management_algorithm": "AES128", "slot_algorithms": _TWO_SLOTS,
-                        "management_key": "000102030405060708090a0b0c0d0e0f"},
-    "piv-aes256-p256": {**_PIV_STOCK, "management_algorithm": "AES256", "slot_algorithms": _TWO_SLOTS,
-                        "management_key": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"},
-}
+# How a stock's management key is replaced: the YubiKey command (INS FF), or not at all (the
+# maker sets a per-card key, and custody keeps that one). How the terminal proves the key:
+# mutual (both sides challenge) or external (one way, the card challenges).
+MANAGEMENT_KEY_CHANGES = ("yubikey", "none")
+AUTHENTICATION_MODES = ("mutual", "external")
+KEY_ALGORITHMS = ("RSA2048", "P256")
+PROFILE_FOLDER = Path(__file__).with_name("card_profiles")
+PROFILES: dict[str, dict] = {path.stem: json.loads(path.read_text())
+                             for path in sorted(PROFILE_FOLDER.glob("*.json"))}
 DEFAULT_PROFILE = "piv-3des-p256"
 
 
@@ -69,6 +55,10 @@ class CardProfile:
     pin_length: tuple[int, int]
     puk_length: tuple[int, int]
     slot_algorithms: dict[str, str]
+    management_key_change: str = "yubikey"
+    authentication: str = "mutual"
+    pin_retries: int = 3
+    puk_retries: int = 3
 
     def algorithm_for(self, certificate_type: str) -> str:
         """The key algorithm for ``certificate_type``; ValueError for a type this stock lacks."""
@@ -79,15 +69,43 @@ class CardProfile:
 
 
 def from_dict(name: str, data: dict) -> CardProfile:
-    """Build and check a profile from plain data (dict or parsed JSON)."""
+    """Build and check a profile from plain data (dict or parsed JSON); ValueError says what is wrong."""
+    try:
+        return _checked(name, data)
+    except KeyError as missing:
+        raise ValueError(f"card profile {name!r}: {missing.args[0]} is missing") from None
+    except (TypeError, ValueError) as error:
+        if str(error).startswith("card profile"):
+            raise
+        raise ValueError(f"card profile {name!r}: {error}") from None
+
+
+def _checked(name: str, data: dict) -> CardProfile:
+    """``from_dict`` proper; raises KeyError, TypeError or ValueError on bad data."""
+    where = f"card profile {name!r}"
     algorithm = data["management_algorithm"]
     key = bytes.fromhex(data["management_key"])
     if MANAGEMENT_KEY_LENGTHS.get(algorithm) != len(key):
-        raise ValueError(f"profile {name!r}: management key does not fit {algorithm}")
+        raise ValueError(f"{where}: management key does not fit {algorithm}")
     slot_algorithms = dict(data["slot_algorithms"])
     for cert_type, alg in slot_algorithms.items():
-        if cert_type not in SLOTS or alg not in ("RSA2048", "P256"):
-            raise ValueError(f"profile {name!r}: unknown slot {cert_type!r} or algorithm {alg!r}")
+        if cert_type not in SLOTS or alg not in KEY_ALGORITHMS:
+            raise ValueError(f"{where}: unknown slot {cert_type!r} or algorithm {alg!r}")
+    if "Card Authentication" not in slot_algorithms:
+        raise ValueError(f"{where}: PIV cards must hold a Card Authentication key (FIPS 201-3)")
+    change = data.get("management_key_change", "yubikey")
+    if change not in MANAGEMENT_KEY_CHANGES:
+        raise ValueError(f"{where}: management_key_change must be one of {', '.join(MANAGEMENT_KEY_CHANGES)}")
+    mode = data.get("authentication", "mutual")
+    if mode not in AUTHENTICATION_MODES:
+        raise ValueError(f"{where}: authentication must be one of {', '.join(AUTHENTICATION_MODES)}")
+    retries = {}
+    for field in ("pin_retries", "puk_retries"):
+        value = data.get(field, 3)
+        # The card reports tries left in one nibble (63Cx).
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 15:
+            raise ValueError(f"{where}: {field} must be a whole number from 1 to 15")
+        retries[field] = value
     return CardProfile(
         name=name,
         management_key=key,
@@ -97,6 +115,9 @@ def from_dict(name: str, data: dict) -> CardProfile:
         pin_length=tuple(data["pin_length"]),
         puk_length=tuple(data["puk_length"]),
         slot_algorithms=slot_algorithms,
+        management_key_change=change,
+        authentication=mode,
+        **retries,
     )
 
 
@@ -112,4 +133,10 @@ def get(name: str) -> CardProfile:
 
 def load(path: Path) -> CardProfile:
     """A profile from a JSON file (same keys as the built-in ones); its name is the file stem."""
-    return from_dict(path.stem, json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"card profile file {path.name}: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"card profile file {path.name}: expected a JSON object")
+    return from_dict(path.stem, data)

@@ -33,9 +33,10 @@ def pcscd_running() -> bool:
 class PcscTestbed:
     """pcscd (if needed) and one virtual card process, for the duration of a test session."""
 
-    def __init__(self, folder: Path, port: int = 35963) -> None:
-        """Work in ``folder`` (state file, logs)."""
+    def __init__(self, folder: Path, port: int = 35963, profile: str = "piv-3des-p256") -> None:
+        """Work in ``folder`` (state file, logs), with blank cards of card profile ``profile``."""
         self.folder = Path(folder)
+        self.profile = profile
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port
         self.state_file = self.folder / "virtual-card.json"
@@ -60,6 +61,8 @@ class PcscTestbed:
                 "--fresh",
                 "--state-file",
                 str(self.state_file),
+                "--profile",
+                self.profile,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,7 +11,9 @@ import re
 import time
 from typing import Protocol
 
+from tasks.cardsdk.piv import profiles
 from tasks.cardsdk.piv.errors import CardRemovedError, NoCardError, NoReaderError
+from tasks.cardsdk.piv.profiles import CardProfile
 from tasks.cardsdk.piv.virtual_card import VirtualPivCard
 
 
@@ -124,15 +126,16 @@ class PcscTransport:
 
 
 class VirtualCardSource:
-    """Card source for the in-process transport: a fresh blank virtual card per job."""
+    """Card source for the in-process transport: a fresh blank virtual card of ``profile`` per job."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile: CardProfile | None = None) -> None:
         """No card handed out yet."""
+        self.profile = profile or profiles.get(profiles.DEFAULT_PROFILE)
         self.last_card: VirtualPivCard | None = None
 
     def next_card(self) -> InProcessTransport:
         """A transport to a new blank card; the card stays inspectable as ``last_card``."""
-        self.last_card = VirtualPivCard()
+        self.last_card = VirtualPivCard.blank(self.profile)
         return InProcessTransport(self.last_card)
 
 

@@ -3,6 +3,10 @@
 ``VirtualPivCard.transmit(apdu) -> response`` is the whole interface: the in-process transport
 calls it directly, the vpcd process feeds it APDUs from pcscd. Keys are real (RSA-2048, P-256),
 so OpenSC can sign with them. ``to_json``/``from_json`` keep a card across process restarts.
+``VirtualPivCard.blank(profile)`` is a blank card of a card stock: its factory secrets, retry
+counts, authentication mode and management-key command come from the same profile the encoder
+uses. As a real card, the Digital Signature key (9C) is "PIN always": each signature needs a
+VERIFY of its own.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from dataclasses import dataclass, field
 from tasks.cardsdk.piv import card_keys, mgmt_key
 from tasks.cardsdk.piv.apdu import Command, parse_command, parse_tlv, tlv
 from tasks.cardsdk.piv.errors import MalformedResponseError
-from tasks.cardsdk.piv.profiles import ALGORITHMS, DEFAULT_MANAGEMENT_KEY, PIV_AID
+from tasks.cardsdk.piv.profiles import ALGORITHMS, DEFAULT_MANAGEMENT_KEY, PIV_AID, CardProfile
 
 PIV_RID = PIV_AID[:5]
 # T=1, historical bytes: category 80, issuer data "cardflow" (so no OpenSC driver claims it by ATR).
 ATR = bytes.fromhex("3B8A80018058") + b"cardflow"
 KEY_SLOTS = (0x9A, 0x9C, 0x9D, 0x9E)
 PIN_SLOTS = (0x9A, 0x9C, 0x9D)
+# SP 800-73-4 3.2.2: the Digital Signature key needs the PIN verified right before each use.
+PIN_ALWAYS_SLOTS = (0x9C,)
 FACTORY_TRIES = 3
 
 
@@ -54,6 +60,28 @@ class VirtualPivCard:
     keys: dict[int, bytes] = field(default_factory=dict)  # slot -> PKCS#8 PEM
     objects: dict[int, bytes] = field(default_factory=dict)  # object tag -> content of 53
     discovery: bytes = tlv(0x4F, PIV_AID) + tlv(0x5F2F, b"\x40\x00")
+    # What the card stock allows (from its profile): retry counts a correct PIN/PUK restores,
+    # "mutual", "external" or "any" authentication, "yubikey" or "none" management-key change.
+    pin_retries: int = FACTORY_TRIES
+    puk_retries: int = FACTORY_TRIES
+    authentication: str = "any"
+    management_key_change: str = "yubikey"
+
+    @classmethod
+    def blank(cls, profile: CardProfile) -> VirtualPivCard:
+        """A blank card of the stock ``profile`` describes."""
+        return cls(
+            pin=profile.factory_pin.encode().ljust(8, b"\xff"),
+            puk=profile.factory_puk.encode().ljust(8, b"\xff"),
+            pin_tries=profile.pin_retries,
+            puk_tries=profile.puk_retries,
+            pin_retries=profile.pin_retries,
+            puk_retries=profile.puk_retries,
+            management_algorithm=profile.management_algorithm,
+            management_key=profile.management_key,
+            authentication=profile.authentication,
+            management_key_change=profile.management_key_change,
+        )
 
     def __post_init__(self) -> None:
         """Start a session as after power-on."""
@@ -70,6 +98,8 @@ class VirtualPivCard:
         """Power cycle: forget selection, logins, pending chains; keep everything persistent."""
         self._selected = False
         self._pin_ok = False
+        # Set by a successful VERIFY, spent by one operation with a PIN-always key.
+        self._pin_always_ok = False
         self._admin = False
         self._chain = b""
         self._chain_ins: int | None = None
@@ -164,7 +194,7 @@ class VirtualPivCard:
         if tries == 0:
             raise _Status(0x6983)
         if secrets.compare_digest(value, self.pin if which == 0x80 else self.puk):
-            self._set_tries(which, FACTORY_TRIES)
+            self._set_tries(which, self.pin_retries if which == 0x80 else self.puk_retries)
             return
         self._set_tries(which, tries - 1)
         raise _Status(0x63C0 | (tries - 1) if tries > 1 else 0x6983)
@@ -182,7 +212,7 @@ class VirtualPivCard:
         if command.p2 != 0x80:
             raise _Status(0x6A88)
         if command.p1 == 0xFF:
-            self._pin_ok = False
+            self._pin_ok = self._pin_always_ok = False
             return b""
         if not command.data:
             if self._pin_ok:
@@ -190,9 +220,9 @@ class VirtualPivCard:
             raise _Status(0x63C0 | self.pin_tries if self.pin_tries else 0x6983)
         if len(command.data) != 8:
             raise _Status(0x6A80)
-        self._pin_ok = False
+        self._pin_ok = self._pin_always_ok = False
         self._check_reference(0x80, command.data)
-        self._pin_ok = True
+        self._pin_ok = self._pin_always_ok = True
         return b""
 
     def _change_reference(self, command: Command) -> bytes:
@@ -218,7 +248,7 @@ class VirtualPivCard:
             raise _Status(0x6A80)
         self._check_reference(0x81, command.data[:8])
         self.pin = command.data[8:]
-        self._set_tries(0x80, FACTORY_TRIES)
+        self._set_tries(0x80, self.pin_retries)
         return b""
 
     def _require_admin(self) -> None:
@@ -262,10 +292,15 @@ class VirtualPivCard:
 
         expected, self._challenge = self._challenge, None
         self._admin = False
-        if items.get(0x80) == b"":
+        asks_witness, asks_challenge = items.get(0x80) == b"", items.get(0x81) == b"" and 0x80 not in items
+        if (asks_witness and self.authentication == "external") or (
+                asks_challenge and self.authentication == "mutual"):
+            # This stock does not offer that way of proving the management key.
+            raise _Status(0x6A81)
+        if asks_witness:
             self._challenge = secrets.token_bytes(size)
             return tlv(0x7C, tlv(0x80, encrypt(self._challenge)))
-        if items.get(0x81) == b"" and 0x80 not in items:
+        if asks_challenge:
             self._challenge = secrets.token_bytes(size)
             return tlv(0x7C, tlv(0x81, self._challenge))
         if expected is None:
@@ -288,6 +323,10 @@ class VirtualPivCard:
             raise _Status(0x6A82)
         if slot in PIN_SLOTS and not self._pin_ok:
             raise _Status(0x6982)
+        if slot in PIN_ALWAYS_SLOTS:
+            if not self._pin_always_ok:
+                raise _Status(0x6982)
+            self._pin_always_ok = False
         try:
             return tlv(0x7C, tlv(0x82, card_keys.private_operation(self.keys[slot], algorithm, items)))
         except card_keys.BadKeyRequest:
@@ -327,6 +366,8 @@ class VirtualPivCard:
 
     def _set_management_key(self, command: Command) -> bytes:
         """YubiKey SET MANAGEMENT KEY (INS FF): algorithm, 9B, length, key."""
+        if self.management_key_change != "yubikey":
+            raise _Status(0x6D00)
         self._require_admin()
         data = command.data
         name = mgmt_key.ALGORITHM_NAMES.get(data[0]) if len(data) > 3 else None
@@ -352,6 +393,10 @@ class VirtualPivCard:
                 "keys": {f"{slot:02X}": pem.decode() for slot, pem in self.keys.items()},
                 "objects": {f"{tag:X}": value.hex() for tag, value in self.objects.items()},
                 "discovery": self.discovery.hex(),
+                "pin_retries": self.pin_retries,
+                "puk_retries": self.puk_retries,
+                "authentication": self.authentication,
+                "management_key_change": self.management_key_change,
             }
         )
 
@@ -370,6 +415,11 @@ class VirtualPivCard:
             keys={int(slot, 16): pem.encode() for slot, pem in data["keys"].items()},
             objects={int(tag, 16): bytes.fromhex(value) for tag, value in data["objects"].items()},
             discovery=bytes.fromhex(data["discovery"]),
+            # Cards saved before profiles drove the card keep the behaviour they had.
+            pin_retries=data.get("pin_retries", FACTORY_TRIES),
+            puk_retries=data.get("puk_retries", FACTORY_TRIES),
+            authentication=data.get("authentication", "any"),
+            management_key_change=data.get("management_key_change", "yubikey"),
         )
 
 

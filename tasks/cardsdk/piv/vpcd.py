@@ -8,6 +8,8 @@ Every message is a 2-byte big-endian length and a payload: one byte is a control
 Fresh cards for tests: ``--fresh`` starts with a blank card; SIGUSR1 swaps in a new blank card
 (removal, then insertion), so an order of several cards can be encoded one after another while
 the last card stays in the reader for OpenSC. The state file always holds the current card.
+Blank cards are of the card stock ``--profile`` names (retry counts, management key and its
+commands), the same profile a station's encoder is configured with.
 
 Run it with ``python -m tasks.cardsdk.piv.vpcd`` or ``cardflow virtual-card``.
 """
@@ -22,6 +24,8 @@ import socket
 import time
 from pathlib import Path
 
+from tasks.cardsdk.piv import profiles
+from tasks.cardsdk.piv.profiles import CardProfile
 from tasks.cardsdk.piv.virtual_card import VirtualPivCard
 
 log = logging.getLogger(__name__)
@@ -39,14 +43,16 @@ class VirtualCardProcess:
         state_file: Path | None = None,
         fresh: bool = False,
         host: str = "127.0.0.1",
+        profile: CardProfile | None = None,
     ) -> None:
         """Load the card from ``state_file`` (unless ``fresh``) or start with a blank one."""
         self.address = (host, port)
+        self.profile = profile or profiles.get(profiles.DEFAULT_PROFILE)
         self.state_file = Path(state_file) if state_file else None
         if self.state_file and self.state_file.exists() and not fresh:
             self.card = VirtualPivCard.from_json(self.state_file.read_text())
         else:
-            self.card = VirtualPivCard()
+            self.card = VirtualPivCard.blank(self.profile)
         self.save()
         if self.state_file:
             # The feeder (tasks.cardsdk.piv.feeder) finds this process through the pid file.
@@ -107,7 +113,7 @@ class VirtualCardProcess:
                 connection.close()
             if self.swap_requested:
                 self.swap_requested = False
-                self.card = VirtualPivCard()
+                self.card = VirtualPivCard.blank(self.profile)
                 self.save()
                 # Leave the reader empty long enough for pcscd's polling to see the removal.
                 time.sleep(0.6)
@@ -153,9 +159,10 @@ class VirtualCardProcess:
         signal.signal(signal.SIGINT, stop)
 
 
-def run(port: int = DEFAULT_PORT, state_file: Path | None = None, fresh: bool = False) -> None:
+def run(port: int = DEFAULT_PORT, state_file: Path | None = None, fresh: bool = False,
+        profile: str = profiles.DEFAULT_PROFILE) -> None:
     """Run the virtual card process in the foreground until it is told to stop."""
-    process = VirtualCardProcess(port, state_file, fresh)
+    process = VirtualCardProcess(port, state_file, fresh, profile=profiles.get(profile))
     process.install_signals()
     process.serve()
 
@@ -166,9 +173,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--state-file", type=Path)
     parser.add_argument("--fresh", action="store_true", help="start with a blank card")
+    parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE,
+                        help="card profile of the blank cards (a built-in name or a JSON file)")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s virtual-card %(message)s")
-    run(arguments.port, arguments.state_file, arguments.fresh)
+    try:
+        profiles.get(arguments.profile)
+    except ValueError as error:
+        parser.error(str(error))
+    run(arguments.port, arguments.state_file, arguments.fresh, arguments.profile)
 
 
 if __name__ == "__main__":
