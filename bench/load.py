@@ -113,7 +113,8 @@ class Browser:
     def start_order(self, kind: str | None) -> str:
         """Press "Issue multiple temporary cards" on BATCH ORDERS; the new order's instance id."""
         _status, page, _ = self.request(None, "GET", "/batch-orders")
-        status, _page, location = self.request(kind, "POST", "/batch-orders/issue-multiple",
+        start = "/batch-orders/start/TempCardsBoProcIssueMultiple"
+        status, _page, location = self.request(kind, "POST", start,
                                                [("csrf_token", TOKEN.search(page).group(1))], expect=(303,))
         assert status == 303, f"no order started ({status})"
         return location.rsplit("/", 1)[-1]

@@ -34,6 +34,7 @@ from engine.store import Instance, utcnow
 from engine.sweeper import Sweeper
 from engine.web.widgets_cards import register_card_widgets
 from tasks import production as card_production
+from tasks.card_holds import release_holds
 from tasks.cardsdk.pki_config import PkiConfig
 from tasks.cardsdk.pki_config import load as load_certificate_profiles
 from tasks.cardsdk.station import Station
@@ -117,7 +118,7 @@ def build_services(settings: Settings,
         jobs = CeleryJobs(settings.broker_url, idle=lambda iid: instance_idle(sessions, iid))
     jobs_box.append(jobs)
     runtime = Runtime(sessions, registry, jobs.advance, on_cancel=abandon_order,
-                      sign_head=HeadSigner.from_settings(settings).sign)
+                      sign_head=HeadSigner.from_settings(settings).sign, on_end=release_holds)
     runtime_box.append(runtime)
     sweeper = Sweeper(sweeps(runtime, production, jobs, station_host=isinstance(jobs, InProcessJobs)),
                       settings.sweep_seconds)

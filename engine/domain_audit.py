@@ -77,7 +77,8 @@ def _from_new(session: Session, obj: object) -> AuditEvent | None:
     """The entry for a row being inserted, or None when it is nothing to audit."""
     if isinstance(obj, CardEvent):
         return card_moved_entry(CardMoved(
-            _card_number(session, obj.card_id), obj.actor, obj.order_id, _instance_of(session, obj.order_id),
+            _card_number(session, obj.card_id), obj.actor, obj.order_id,
+            obj.instance_id or _instance_of(session, obj.order_id),
             obj.process_id, obj.process_version, obj.from_state, obj.to_state, obj.reason))
     if isinstance(obj, ProductionAttempt):
         return attempt_entry(AttemptRecorded(_card_number(session, obj.card_id), obj.order_id,

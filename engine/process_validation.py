@@ -20,6 +20,7 @@ from engine.bpmn_lint import NS as LAYOUT_NS
 from engine.deploy_errors import DeployError, Problem
 from engine.forms.schema_form import FormDefinitionError, check_form, read_form_file
 from engine.spiff import BpmnParseError, ScriptError, check_expression, check_script, parse_specs, parse_xml
+from engine.start_menus import check_start_menu, start_properties
 
 SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 NS = {"bpmn": BPMN, "spiffworkflow": SPIFF}
@@ -73,6 +74,8 @@ def validate_process_bytes(data: bytes, file: str, forms: Path | Mapping[str, by
     problems += form_problems
     process, process_problems = _executable_process(root, file)
     problems += process_problems
+    if process is not None:
+        problems += [Problem(file, line, reason) for line, reason in check_start_menu(process)]
     # Reasons here start with the id of the element to blame; SpiffWorkflow's parser would only
     # repeat, less clearly, a complaint about an element already reported.
     specs, parse_problems = _parse(root, file, _spec_file_name(process),
@@ -278,6 +281,11 @@ def content_fingerprint(spec_json: str, forms: Mapping[str, bytes], root: etree.
     for name in sorted(forms):
         digest.update(b"form\0" + name.encode() + b"\0" + hashlib.sha256(forms[name]).digest())
     digest.update(b"layout\0" + json.dumps(_layout(root), sort_keys=True).encode())
+    # Where the process starts from is no part of its spec; a process that declares nothing
+    # keeps the hash it had before start menus existed.
+    menu = start_properties(root)
+    if menu:
+        digest.update(b"menu\0" + json.dumps(menu, sort_keys=True).encode())
     return digest.hexdigest()
 
 

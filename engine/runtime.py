@@ -8,6 +8,7 @@ until the work posts its message (``post_message``, in the work's own transactio
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -85,12 +86,16 @@ class Runtime:
     def __init__(self, sessions: sessionmaker[Session], services: ServiceRegistry,
                  submit: Callable[[str], None],
                  on_cancel: Callable[[Session, str, str], None] | None = None,
-                 sign_head: Callable[[Session, str], object] | None = None):
+                 sign_head: Callable[[Session, str], object] | None = None,
+                 on_end: Callable[[Session, str], None] | None = None):
         self.sessions = sessions
         self.services = services
         self._submit = submit
         # Called in the cancelling transaction: the domain frees what the instance held.
         self._on_cancel = on_cancel
+        # Called in the transaction that ends an instance (completed or cancelled): the domain
+        # lets go of what the instance held while it ran (a card's hold).
+        self._on_end = on_end
         # Signs the audit chain's head when an instance ends, so a cut-off tail shows.
         self._sign = sign_head
         # What pages show of a definition, read once per version.
@@ -102,8 +107,16 @@ class Runtime:
             session.flush()
             self._sign(session, reason)
 
-    def start(self, process_id: str, user: str) -> str:
-        """Start the current version of ``process_id`` with a snapshot of the current options."""
+    def start(self, process_id: str, user: str, data: dict | None = None,
+              claim: Callable[[Session, str], None] | None = None) -> str:
+        """Start the current version of ``process_id`` with a snapshot of the current options.
+
+        ``data`` (small plain JSON, such as ``{"card": {"card_id": 7, "number": "TC-000007"}}``)
+        is the workflow's initial data; ``claim(session, instance_id)`` runs in the starting
+        transaction (the domain records what the instance holds) and may refuse the start by
+        raising: then nothing is stored.
+        """
+        initial = check_start_data(data)
         with unit_of_work(self.sessions) as session:
             definition = current_definition(session, process_id)
             if definition is None:
@@ -112,12 +125,18 @@ class Runtime:
                                 options=_options_snapshot(session), status="running",
                                 state="", started_by=user)
             workflow = spiff.new_workflow(definition.spec_json, self._script_engine(instance, definition))
+            spiff.set_start_data(workflow, initial)
             instance.state = spiff.state_to_json(workflow)
             session.add(instance)
             option_versions = {name: snap["version"] for name, snap in instance.options.items()}
+            detail = {"process_id": process_id, "version": definition.version, "options": option_versions}
+            if initial:
+                detail["data"] = initial
             session.add(AuditEvent(actor=user, action="instance started", instance_id=instance.id,
-                                   detail={"process_id": process_id, "version": definition.version,
-                                           "options": option_versions}))
+                                   detail=detail))
+            if claim is not None:
+                session.flush()
+                claim(session, instance.id)
         self._submit(instance.id)
         return instance.id
 
@@ -192,6 +211,8 @@ class Runtime:
                                        detail={"after_error": instance.error}))
                 if self._on_cancel is not None:
                     self._on_cancel(session, instance_id, user)
+                if self._on_end is not None:
+                    self._on_end(session, instance_id)
                 session.flush()
                 self._sign_head(session, f"instance {instance_id} cancelled")
 
@@ -332,6 +353,8 @@ class Runtime:
                 session.add(AuditEvent(actor=instance.started_by, action="instance completed",
                                        instance_id=instance_id,
                                        detail={"end_event": spiff.end_event_name(workflow)}))
+                if self._on_end is not None:
+                    self._on_end(session, instance_id)
                 self._sign_head(session, f"instance {instance_id} ended")
 
     def _mark_error(self, instance_id: str, message: str, owner: str | None = None) -> None:
@@ -380,6 +403,26 @@ class Runtime:
                 .where(InstanceMessage.delivered_at.is_(None), Instance.status == "running",
                        or_(Instance.locked_by.is_(None), Instance.locked_until < now))
                 .limit(limit)))
+
+
+# Initial workflow data is a handful of ids and names, never a payload.
+MAX_START_DATA = 4096
+
+
+def check_start_data(data: dict | None) -> dict:
+    """``data`` as plain JSON (an object with text keys), or RuntimeFailure saying what is wrong."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise RuntimeFailure("A process starts with an object of named values as its data.")
+    try:
+        text = json.dumps(data, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise RuntimeFailure(f"A process starts with plain JSON data only ({error}).") from None
+    if len(text) > MAX_START_DATA:
+        raise RuntimeFailure(f"A process starts with at most {MAX_START_DATA} bytes of data.")
+    # A copy through JSON: tuples become lists, and nothing the caller keeps can change it later.
+    return json.loads(text)
 
 
 def post_message(session: Session, instance_id: str, name: str, payload: dict) -> None:

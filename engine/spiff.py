@@ -363,3 +363,10 @@ def task_states(workflow: BpmnWorkflow) -> dict[str, str]:
         if bpmn_id not in states or _STATE_WEIGHT[task.state] >= _STATE_WEIGHT[states[bpmn_id]]:
             states[bpmn_id] = task.state
     return {bpmn_id: TaskState.get_name(state) for bpmn_id, state in states.items()}
+
+
+def set_start_data(workflow: BpmnWorkflow, data: Mapping[str, Any]) -> None:
+    """Give a workflow that has not run yet its initial data: every task starts with a copy."""
+    if data:
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(copy.deepcopy(dict(data)))

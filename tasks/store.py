@@ -43,7 +43,9 @@ class Card(Base):
     # table (tasks/card_search.py picks the one that walks the smaller range).
     __table_args__ = (Index("ix_cards_search_date", "state", "requested_at", "id", "number"),
                       Index("ix_cards_search_number", "state", "number", "requested_at"),
-                      Index("ix_cards_holder", "holder_id", "number"))
+                      Index("ix_cards_holder", "holder_id", "number"),
+                      # The expiry sweep: the cards of a state whose validity ended, an index range.
+                      Index("ix_cards_expiry", "state", "valid_until"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)
@@ -225,6 +227,8 @@ class CardEvent(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
     process_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     process_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The process instance that made the change when no order did (a card process: Lock, Assign...).
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
     to_state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)

@@ -1,5 +1,6 @@
-"""BATCH ORDERS: start "Issue multiple temporary cards", resume or discard open orders, find finished
-ones, work through an order's steps.
+"""BATCH ORDERS: start the processes the deployed definitions put on it, resume or discard open
+orders, find finished ones, work through an order's (or any instance's) steps; start the processes
+of the console's Quick search menu.
 
 The order page shows whatever the instance needs now: the ready user task's form, a progress
 view that polls while the engine works, the error it stopped on, or the summary once it ended.
@@ -16,6 +17,7 @@ from engine.db import read_only
 from engine.forms.schema_form import FormDefinitionError, form_from_text
 from engine.leases import InstanceBusy
 from engine.runtime import InstanceView, NotFound, ReadyTask, RuntimeFailure
+from engine.start_menus import StartEntry, start_entries, start_entry
 from engine.web.audit.keyset import position
 from engine.web.auth import require_order_access, role_required
 from engine.web.context import services
@@ -28,7 +30,6 @@ from tasks.store import Order
 
 bp = Blueprint("batch_orders", __name__)
 
-PROCESS_ID = "TempCardsBoProcIssueMultiple"
 SUMMARY_PAGE_SIZE = 50
 # How long a post waits for the engine to reach the next step before showing the progress view.
 SETTLE_SECONDS = 1.5
@@ -76,24 +77,59 @@ def _index_page(discarding: tuple[str, int | None, int] | None = None):
     search = read_search(request.args)
     views = services().runtime.open_instances(user=current_user.name)
     with read_only(services().sessions) as session:
-        inbox = open_orders(session, views)
+        entries = start_entries(session, "batch-orders")
+        batch = {entry.process_id for entry in entries}
+        # Orders are the instances of the processes this page starts; any other open process of
+        # the operator (a card's, a quick search's) is listed apart, to resume it.
+        inbox = open_orders(session, [view for view in views if view.process_id in batch])
+        others = [view for view in views if view.process_id not in batch]
         finished = None if search.problems else finished_orders(session, search, position(request.args))
-    page = render_template("batch_orders.html", inbox=inbox, search=search, finished=finished,
-                           discarding=discarding)
+    page = render_template("batch_orders.html", inbox=inbox, others=others, search=search, finished=finished,
+                           discarding=discarding, entries=entries)
     return page, 400 if search.problems else 200
 
 
-@bp.route("/batch-orders/issue-multiple", methods=("POST",))
-@operator_only
-def start():
-    """Start "Issue multiple temporary cards" and go to its first step."""
+def _start(menu: str, process_id: str, back: str):
+    """Start ``process_id`` if ``menu`` offers it, and go to its first step; 404 if it does not."""
+    with read_only(services().sessions) as session:
+        entry = start_entry(session, menu, process_id) if len(process_id) <= 200 else None
+    if entry is None:
+        abort(404, "No such process can be started here; it may have been removed from the menu.")
     try:
-        instance_id = services().runtime.start(PROCESS_ID, current_user.name)
+        instance_id = services().runtime.start(entry.process_id, current_user.name)
     except RuntimeFailure as error:
         flash(str(error), "error")
-        return redirect(url_for("batch_orders.index"), code=303)
+        return redirect(back, code=303)
     _settle(instance_id)
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
+
+
+@bp.route("/batch-orders/start/<process_id>", methods=("POST",))
+@operator_only
+def start(process_id: str):
+    """Start a process of BATCH ORDERS (such as "Issue multiple temporary cards") and go to its
+    first step."""
+    return _start("batch-orders", process_id, url_for("batch_orders.index"))
+
+
+@bp.route("/quick-search/<process_id>", methods=("POST",))
+@operator_only
+def quick_start(process_id: str):
+    """Start a process of the Quick search > Temporary card menu and go to its first step."""
+    return _start("quick-search", process_id, url_for("batch_orders.index"))
+
+
+@bp.app_context_processor
+def quick_search_menu() -> dict:
+    """The Quick search > Temporary card entries, for the operator's navigation on every page."""
+
+    def entries() -> list[StartEntry]:
+        if not current_user.is_authenticated or current_user.role != "operator":
+            return []
+        with read_only(services().sessions) as session:
+            return start_entries(session, "quick-search")
+
+    return {"quick_search_entries": entries}
 
 
 @bp.route("/orders/<instance_id>")

@@ -4,7 +4,9 @@ A card's history is everything recorded about it: every state change (who, when,
 which order, process and option version), every production attempt with its physical card, its
 misprint and its error, the certificates issued and revoked, and custody releases (never a secret).
 Operators, admins and auditors may read it; nobody can change it here. An order's previews and
-PDFs follow the order's own rule (``auth.may_see_order``).
+PDFs follow the order's own rule (``auth.may_see_order``). An operator also finds there the
+processes that can start on the card in its state (the deployed definitions' card menu), and
+which open process holds the card.
 """
 
 from __future__ import annotations
@@ -12,22 +14,26 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Blueprint, abort, redirect, render_template, request, send_from_directory, url_for
-from flask_login import login_required
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_from_directory, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from engine.db import read_only
+from engine.runtime import RuntimeFailure
+from engine.start_menus import StartEntry, card_entries, start_entry
 from engine.store import Definition
 from engine.web.auth import order_url, require_order_access, role_required
 from engine.web.context import services
+from tasks.card_holds import hold_card, hold_of
 from tasks.cards import CARD_NUMBER
-from tasks.errors import NotFoundError
+from tasks.errors import CardflowError, NotFoundError
 from tasks.queries import card_history, cards_by_prefix, count_by_prefix
-from tasks.store import Order
+from tasks.store import Card, Order
 
 bp = Blueprint("cards", __name__)
 
 readers = role_required("operator", "admin", "auditor")
+operator_only = role_required("operator")
 MAX_NUMBER_LENGTH = 40
 PREVIEW_MAX_AGE = 31_536_000  # a year, in seconds
 PAGE_SIZE = 50
@@ -36,6 +42,8 @@ COUNT_CAP = 1000
 # optionally a dash and digits ("tc0001" is read as TC-0001). Digits alone cannot be one range.
 TYPED_PREFIX = re.compile(r"([A-Z]{1,8})(-?)([0-9]{0,12})")
 DIGITS_ONLY = re.compile(r"[0-9]{1,12}")
+# How long a start waits for the engine to reach the process's first step before showing it.
+SETTLE_SECONDS = 1.5
 # The printer spools each order's files in a folder of its own (tasks.production: order-<id>).
 SPOOL_ORDER = re.compile(r"order-([1-9][0-9]{0,17})")
 
@@ -96,10 +104,48 @@ def history(number: str):
         except NotFoundError as error:
             abort(404, str(error))
         process_names = dict(session.execute(select(Definition.process_id, Definition.name)).all())
+        hold = hold_of(session, record.card.id)
+        entries = card_entries(session, record.card.state) if current_user.role == "operator" else []
     links = {order.id: order_url(order.id, order.instance_id, order.created_by)
              for order in record.orders.values()}
     return render_template("card_history.html", record=record, card=record.card, process_names=process_names,
-                           order_links=links)
+                           order_links=links, hold=hold, entries=entries)
+
+
+@bp.route("/cards/<number>/start/<process_id>", methods=("POST",))
+@operator_only
+def start_process(number: str, process_id: str):
+    """Start a process of the card menu on this card, if its state allows and no other open process
+    holds it, and go to the process's first step; otherwise back to the card, told why."""
+    if len(number) > MAX_NUMBER_LENGTH or not CARD_NUMBER.fullmatch(number):
+        abort(404, "There is no such card.")
+    with read_only(services().sessions) as session:
+        card = session.scalar(select(Card).where(Card.number == number))
+        entry = start_entry(session, "card", process_id) if len(process_id) <= 200 else None
+    if card is None:
+        abort(404, f"There is no card {number}.")
+    if entry is None:
+        abort(404, "No such process can be started on a card; it may have been removed from the card menu.")
+    try:
+        instance_id = services().runtime.start(
+            entry.process_id, current_user.name, {"card": {"card_id": card.id, "number": card.number}},
+            claim=lambda session, instance_id: _claim(session, card.id, entry, instance_id))
+    except (CardflowError, RuntimeFailure) as error:
+        flash(f"{error} Nothing was started.", "error")
+        return redirect(url_for("cards.history", number=number), code=303)
+    services().runner.wait(instance_id, timeout=SETTLE_SECONDS)
+    return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
+
+
+def _claim(session, card_id: int, entry: StartEntry, instance_id: str) -> None:
+    """In the starting transaction: the card (locked) must still be in a state the process starts
+    from, and free; then the new instance holds it."""
+    card = session.scalar(select(Card).where(Card.id == card_id).with_for_update())
+    if card.state not in entry.card_states:
+        states = " or ".join(entry.card_states)
+        raise CardflowError(f"Card {card.number} is {card.state}; \u201c{entry.label}\u201d starts on a card "
+                            f"that is {states}.")
+    hold_card(session, card, instance_id, entry.process_id, entry.label, current_user.name)
 
 
 def _plain_file_inside(folder: Path, name: str) -> bool:

@@ -82,7 +82,7 @@ class Console:
 
     def start(self) -> str:
         """Press "Issue multiple temporary cards" on BATCH ORDERS; the new order's instance id."""
-        response = self.post("/batch-orders/issue-multiple", page="/batch-orders")
+        response = self.post("/batch-orders/start/TempCardsBoProcIssueMultiple", page="/batch-orders")
         assert response.status_code == 303, response.get_data(as_text=True)
         return response.headers["Location"].rsplit("/", 1)[-1]
 

@@ -55,7 +55,7 @@ def test_admin_and_auditor_get_403_on_operator_pages(login, role, requested_card
     assert user.get("/batch-orders").status_code == 403
     assert user.get(f"/orders/{instance_id}").status_code == 403
     assert user.get(f"/orders/{instance_id}/status").status_code == 403
-    assert user.post("/batch-orders/issue-multiple", page="/cards").status_code == 403
+    assert user.post("/batch-orders/start/TempCardsBoProcIssueMultiple", page="/cards").status_code == 403
     page = user.get("/cards/TC-000001")
     assert page.status_code == 200 and "BATCH ORDERS" not in page.text
 
