@@ -183,3 +183,104 @@ def test_a_card_profile_can_come_from_a_json_file(tmp_path):
     profile = profiles.get(str(path))
     assert (profile.name, profile.factory_pin) == ("acme-stock", "654321")
     assert profile.management_algorithm == "AES128"
+
+
+def signature_status(client: PivClient, slot: int) -> int:
+    """The status word of one P-256 signature with ``slot``."""
+    try:
+        client.sign(slot, "P256", hashlib.sha256(b"door").digest())
+    except StatusWordError as error:
+        return error.sw
+    return 0x9000
+
+
+def test_the_digital_signature_key_needs_a_verify_before_every_signature(card, client):
+    client.authenticate(FACTORY_KEY, "3DES")
+    for slot in (0x9A, 0x9C):
+        client.generate_key(slot, "P256")
+    client.verify_pin("123456")
+    assert [signature_status(client, 0x9C), signature_status(client, 0x9C)] == [0x9000, 0x6982]
+    # PIV Authentication stays open for the session once the PIN is verified.
+    assert [signature_status(client, 0x9A), signature_status(client, 0x9A)] == [0x9000, 0x9000]
+    client.verify_pin("123456")
+    assert signature_status(client, 0x9C) == 0x9000
+    # A failed VERIFY, a logout or a reset takes the permission back.
+    client.verify_pin("123456")
+    with pytest.raises(WrongPinError):
+        client.verify_pin("000000")
+    assert signature_status(client, 0x9C) == 0x6982
+    client.verify_pin("123456")
+    card.reset()
+    client.select()
+    assert signature_status(client, 0x9C) == 0x6982
+
+
+def test_a_blank_card_takes_its_behaviour_from_the_profile():
+    from tasks.cardsdk.piv import profiles
+
+    profile = profiles.get("piv-aes128-fixed-key")
+    card = VirtualPivCard.blank(profile)
+    client = PivClient(card.transmit)
+    client.select()
+    assert client.pin_tries_left() == 5
+    for left in (4, 3):
+        with pytest.raises(WrongPinError) as error:
+            client.verify_pin("000000")
+        assert error.value.tries_left == left
+    client.verify_pin(profile.factory_pin)  # a right PIN restores the stock's count, not 3
+    assert card.pin_tries == 5 and card.puk_tries == 10
+    with pytest.raises(StatusWordError) as mutual:
+        client.authenticate(profile.management_key, "AES128", mutual=True)
+    assert mutual.value.sw == 0x6A81
+    client.authenticate(profile.management_key, "AES128", mutual=False)
+    with pytest.raises(StatusWordError) as change:
+        client.set_management_key(bytes(16), "AES128")
+    assert change.value.sw == 0x6D00
+    copy = VirtualPivCard.from_json(card.to_json())
+    assert (copy.pin_retries, copy.puk_retries, copy.authentication, copy.management_key_change) == (
+        5, 10, "external", "none")
+    mutual_only = VirtualPivCard.blank(profiles.get("piv-3des-p256"))
+    other = PivClient(mutual_only.transmit)
+    other.select()
+    with pytest.raises(StatusWordError) as external:
+        other.authenticate(FACTORY_KEY, "3DES", mutual=False)
+    assert external.value.sw == 0x6A81
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"slot_algorithms": {"PIV Authentication": "P256"}}, "Card Authentication"),
+    ({"pin_retries": 0}, "pin_retries must be a whole number from 1 to 15"),
+    ({"puk_retries": 16}, "puk_retries must be a whole number from 1 to 15"),
+    ({"pin_retries": True}, "pin_retries"),
+    ({"pin_retries": "3"}, "pin_retries"),
+    ({"authentication": "both"}, "authentication must be one of mutual, external"),
+    ({"management_key_change": "apdu"}, "management_key_change must be one of"),
+    ({"management_key": "zz"}, "non-hexadecimal"),
+    ({"management_key": "0011"}, "does not fit 3DES"),
+    ({"slot_algorithms": {"Card Authentication": "ED25519"}}, "unknown slot"),
+    ({"factory_pin": None}, None),
+])
+def test_a_bad_card_profile_is_refused_with_what_is_wrong(tmp_path, change, reason):
+    import json
+
+    from tasks.cardsdk.piv import profiles
+
+    data = {**profiles.PROFILES["piv-3des-p256"], **change}
+    if change == {"factory_pin": None}:
+        del data["factory_pin"]
+        reason = "factory_pin is missing"
+    path = tmp_path / "stock.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=reason) as error:
+        profiles.get(str(path))
+    assert "'stock'" in str(error.value)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json", ""])
+def test_a_profile_file_that_is_not_a_json_object_is_refused(tmp_path, text):
+    from tasks.cardsdk.piv import profiles
+
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="card profile file broken.json"):
+        profiles.get(str(path))

@@ -77,3 +77,24 @@ def test_deploy_reports_a_bad_value_at_the_line_where_it_is_set(tmp_path, old, n
 def test_the_shipped_script_deploys(tmp_path):
     validated = validate_options(SHIPPED, {TEMP_CARDS_OPTIONS: validate_temp_card_options})
     assert validated.values == DEFAULTS
+
+
+@pytest.mark.parametrize("value", ["False", "0", '"no"', "None"])
+def test_deploy_refuses_a_script_that_turns_card_authentication_off(tmp_path, value):
+    script = tmp_path / TEMP_CARDS_OPTIONS
+    script.write_text(SHIPPED.read_text() + f"\ncard_authentication = {value}\n")
+    with pytest.raises(DeployError) as refused:
+        validate_options(script, {TEMP_CARDS_OPTIONS: validate_temp_card_options})
+    [problem] = refused.value.problems
+    assert problem.line == len(script.read_text().splitlines())
+    assert "cannot be turned off" in problem.reason and "FIPS 201-3" in problem.reason
+
+
+def test_card_authentication_is_not_a_choice_but_may_be_listed_or_confirmed():
+    from tasks.options import TEMP_CARDS_OPTION_FIELDS
+
+    [certificates] = [field for field in TEMP_CARDS_OPTION_FIELDS if field.name == "certificates"]
+    assert "Card Authentication" not in certificates.choices
+    assert "Card Authentication is always issued" in certificates.help
+    assert validate_temp_card_options({**DEFAULTS, "card_authentication": True}) == []
+    assert validate_temp_card_options({**DEFAULTS, "certificates": ["Card Authentication"]}) == []
