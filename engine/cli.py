@@ -104,7 +104,8 @@ def init(obj: CliContext) -> None:
     bootstrap.init_database(obj.settings)
     click.echo(f"database ready: {obj.settings.database_url.split('://')[0]}")
     if not (ca_folder(obj.instance_path) / KEY_FILE).exists():
-        LocalCA.init(ca_folder(obj.instance_path), obj.settings.ca_passphrase)
+        LocalCA.init(ca_folder(obj.instance_path), obj.settings.ca_passphrase,
+                     config=bootstrap.load_pki_config(obj.settings))
         click.echo("local CA created")
     _deploy(obj.services, "cardflow init", check_only=False)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from tasks.cardsdk import pki_config
 from tasks.cardsdk.ca import LocalCA, ca_folder
 from tasks.cardsdk.job import CardSdkError
 from tasks.cardsdk.piv import vpcd
@@ -32,12 +33,34 @@ def ca() -> None:
     """Manage the local certificate authority."""
 
 
+def _pki(settings) -> pki_config.PkiConfig:
+    """The configured certificate profiles and public base URL; a bad one is a one-line error."""
+    try:
+        return pki_config.load(getattr(settings, "certificate_profiles", None),
+                               getattr(settings, "public_base_url", pki_config.DEFAULT_PUBLIC_BASE_URL))
+    except pki_config.PkiConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _local_ca(obj) -> LocalCA:
+    try:
+        return LocalCA(ca_folder(obj.instance_path), obj.settings.ca_passphrase, obj.sessions,
+                       _pki(obj.settings))
+    except CardSdkError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @ca.command("init")
 def ca_init() -> None:
-    """Create the CA key (encrypted with the configured passphrase) and certificate."""
+    """Create the CA key (encrypted with the configured passphrase) and certificate.
+
+    Its subject and certificate policies come from the certificate profiles
+    (CARDFLOW_CERTIFICATE_PROFILES, default: the shipped ones).
+    """
     obj = click.get_current_context().obj
     try:
-        path = LocalCA.init(ca_folder(obj.instance_path), obj.settings.ca_passphrase)
+        path = LocalCA.init(ca_folder(obj.instance_path), obj.settings.ca_passphrase,
+                            config=_pki(obj.settings))
     except CardSdkError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"CA certificate written to {path}")
@@ -46,14 +69,31 @@ def ca_init() -> None:
 @ca.command("crl")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CRL here (PEM).")
 def ca_crl(out: Path | None) -> None:
-    """Print (or write) the current certificate revocation list."""
-    obj = click.get_current_context().obj
-    try:
-        pem = LocalCA(ca_folder(obj.instance_path), obj.settings.ca_passphrase, obj.sessions).crl()
-    except CardSdkError as error:
-        raise click.ClickException(str(error)) from None
+    """Print (or write) the current certificate revocation list, as the console serves it at /pki/crl."""
+    pem = _local_ca(click.get_current_context().obj).crl()
     if out is None:
         click.echo(pem.decode(), nl=False)
     else:
         out.write_bytes(pem)
         click.echo(f"CRL written to {out}")
+
+
+@ca.command("publish")
+def ca_publish() -> None:
+    """Sign a new CRL now (the console and the sweep do so on every revocation and before nextUpdate)."""
+    number = _local_ca(click.get_current_context().obj).publish_crl()
+    click.echo(f"CRL {number} published")
+
+
+@ca.command("profiles")
+def ca_profiles() -> None:
+    """Check the certificate profiles file and show what each certificate type gets."""
+    config = _pki(click.get_current_context().obj.settings)
+    click.echo(f"{config.source}: valid; CRL {config.crl_url}, OCSP {config.ocsp_url}")
+    names = {oid: name for name, oid in pki_config.EXTENDED_KEY_USAGES.items()}
+    for profile in config.profiles.values():
+        usages = ", ".join(names.get(oid, oid.dotted_string) for oid in profile.extended_key_usage)
+        critical = " (critical)" if profile.extended_key_usage_critical else ""
+        click.echo(f"{profile.name}: slot {profile.slot or '-'}; key usage {', '.join(profile.key_usage)}; "
+                   f"extended {usages or '-'}{critical}; names {', '.join(profile.subject_alt_name) or '-'}; "
+                   f"policies {', '.join(oid.dotted_string for oid in profile.policies)}")
