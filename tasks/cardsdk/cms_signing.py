@@ -8,6 +8,7 @@ is detached (its content is the CHUID itself), the Security Object's encapsulate
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
@@ -26,7 +27,7 @@ SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 def sign(content: bytes, content_type: str, key: SigningKey, certificate: x509.Certificate,
          detached: bool) -> bytes:
     """A DER ContentInfo holding SignedData over ``content`` by ``key`` (``certificate``'s key)."""
-    signer = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+    signer = _parsed(certificate.public_bytes(serialization.Encoding.DER))
     attributes = cms.CMSAttributes([
         cms.CMSAttribute({"type": "content_type", "values": [content_type]}),
         cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(content).digest()]}),
@@ -63,3 +64,9 @@ def sign(content: bytes, content_type: str, key: SigningKey, certificate: x509.C
         "signer_infos": [signer_info],
     })
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+
+
+@lru_cache(maxsize=8)
+def _parsed(der: bytes) -> asn1_x509.Certificate:
+    """The signer's certificate as asn1crypto sees it, parsed once per signer (it signs every card)."""
+    return asn1_x509.Certificate.load(der)

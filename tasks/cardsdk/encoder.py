@@ -66,7 +66,7 @@ class Encoder:
         self.ca = ca
         self.custody = custody
         self.profile = profile
-        self.timings = {"apdu": 0.0, "ca": 0.0, "custody": 0.0}
+        self.timings = {"apdu": 0.0, "ca": 0.0, "custody": 0.0, "objects": 0.0}
         self._signer = None
 
     def encode(self, job: CardJob) -> EncodeResult:
@@ -150,13 +150,8 @@ class Encoder:
             issued.append(f"{certificate.serial_number:X}")
             der = certificate.public_bytes(serialization.Encoding.DER)
             written.append((object_tag, tlv(0x70, der) + tlv(0x71, b"\x00") + tlv(0xFE, b"")))
-        key, signer = self._timed("ca", self._content_signer)
-        written.append((profiles.OBJECT_CHUID, card_objects.chuid(job.fascn, job.card_uuid, job.valid_until,
-                                                                 key, signer)))
-        written.append((profiles.OBJECT_CCC, card_objects.ccc(job.card_uuid)))
-        for object_tag, content in written:
+        for object_tag, content in self._timed("objects", self._card_objects, job, written):
             client.put_object(object_tag, content)
-        client.put_object(card_objects.OBJECT_SECURITY, card_objects.security_object(written, key, signer))
         if changes_key:
             client.set_management_key(new_key, profile.management_algorithm)
         # Prove the card took the key custody holds, while the card is still in the reader.
@@ -165,6 +160,16 @@ class Encoder:
         chip_serial = client.serial() or job.card_uuid.hex
         log.info("encoded card %s (%s): %d certificates", job.card_number, job.attempt_ref, len(issued))
         return EncodeResult(chip_serial=chip_serial, certificate_serials=issued)
+
+    def _card_objects(self, job: CardJob, certificates: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        """Every data object to write, in order: the certificates, the signed CHUID, the CCC, and
+        last the Security Object over all of them."""
+        key, signer = self._timed("ca", self._content_signer)
+        written = [*certificates,
+                   (profiles.OBJECT_CHUID, card_objects.chuid(job.fascn, job.card_uuid, job.valid_until, key,
+                                                              signer)),
+                   (profiles.OBJECT_CCC, card_objects.ccc(job.card_uuid))]
+        return [*written, (card_objects.OBJECT_SECURITY, card_objects.security_object(written, key, signer))]
 
     def _content_signer(self):
         """The CA's content-signing key and certificate, reused while valid for a while yet."""
