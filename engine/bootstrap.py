@@ -27,7 +27,7 @@ from engine.forms.widgets import WidgetRegistry
 from engine.jobs import InProcessJobs, JobDeferred
 from engine.leases import InstanceBusy
 from engine.runner import Runner
-from engine.runtime import Runtime, post_message
+from engine.runtime import Runtime, post_message, withdraw_messages
 from engine.services import ServiceRegistry
 from engine.store import Base as EngineBase
 from engine.store import Instance, utcnow
@@ -103,7 +103,8 @@ def build_services(settings: Settings,
     production = ProductionContext(
         sessions, station, settings.spool_path, settings.organisation, user="",
         enqueue=lambda queue, kind, args: jobs_box[0].external(queue, kind, args),
-        post_message=post_message, advance=lambda instance_id: jobs_box[0].advance(instance_id),
+        post_message=post_message, withdraw_messages=withdraw_messages,
+        advance=lambda instance_id: jobs_box[0].advance(instance_id),
         trail=record_trail,
         worker=worker_id(station.name), pool=settings.station.pool, claim_seconds=settings.claim_seconds)
     registry = ServiceRegistry(build_handlers(sessions, production))

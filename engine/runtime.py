@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy import Row, bindparam, delete, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -429,6 +429,14 @@ def post_message(session: Session, instance_id: str, name: str, payload: dict) -
     """Post message ``name`` to the instance in ``session``'s transaction: it is delivered by
     the instance's next engine step, once its catch event waits for it."""
     session.add(InstanceMessage(instance_id=instance_id, name=name, payload=payload))
+
+
+def withdraw_messages(session: Session, instance_id: str, name: str) -> None:
+    """Withdraw the messages ``name`` posted to the instance and not delivered yet, in
+    ``session``'s transaction: work that starts over voids what its earlier round posted."""
+    session.execute(delete(InstanceMessage).where(InstanceMessage.instance_id == instance_id,
+                                                  InstanceMessage.name == name,
+                                                  InstanceMessage.delivered_at.is_(None)))
 
 
 def _options_snapshot(session: Session) -> dict[str, dict]:

@@ -56,6 +56,7 @@ CLAIM_SECONDS = 6.0
 
 Enqueue = Callable[[str, str, dict], None]  # (queue, kind, args)
 PostMessage = Callable[[Session, str, str, dict], None]  # (session, instance id, name, payload)
+WithdrawMessages = Callable[[Session, str, str], None]  # (session, instance id, name)
 
 
 class ClaimLost(CardSdkError):
@@ -83,6 +84,8 @@ class ProductionContext:
     user: str
     enqueue: Enqueue = field(default=lambda queue, kind, args: None)
     post_message: PostMessage = field(default=lambda session, instance_id, name, payload: None)
+    # Withdraws the instance's undelivered messages of a name (a new batch voids an earlier one's).
+    withdraw_messages: WithdrawMessages = field(default=lambda session, instance_id, name: None)
     advance: Callable[[str], None] = field(default=lambda instance_id: None)
     # Adds the audit entries of what the per-card path writes without ORM objects.
     trail: Trail = field(default=lambda session, facts: None)
@@ -125,23 +128,16 @@ def dispatch_order(ctx: ProductionContext, order_id: int) -> dict[str, int]:
     """Queue one job per pending card of the order; the last outcome sends "cards produced"."""
     with ctx.sessions.begin() as session:
         order = get_open_order(session, order_id)
-        _close_stray_attempts(session, order, ctx.user)
-        pending = list(session.scalars(select(OrderCard.card_id).where(
-            OrderCard.order_id == order_id, OrderCard.status == "pending").order_by(OrderCard.card_id)))
-        order.cards_outstanding, order.dispatched_at = len(pending), utcnow()
-        if not pending:  # nothing to produce: the batch is complete at once
-            ctx.post_message(session, order.instance_id, CARDS_PRODUCED, progress(session, order_id))
-        queue = pool_queue(order.station_pool)
-    for card_id in pending:
-        ctx.enqueue(queue, PRODUCE_CARD, {"order_id": order_id, "card_id": card_id})
-    return {"dispatched": len(pending)}
+        pending = _start_batch(session, ctx, order)
+    return _send_jobs(ctx, order, pending)
 
 
 def repeat_order(ctx: ProductionContext, order_id: int) -> dict[str, int]:
     """Spoil the misprinted cards the operator picked (their revocation queued in the same
-    transaction), then dispatch the picked cards again."""
+    transaction), then dispatch the picked cards again, in the same transaction: the batch is
+    re-armed together with the cards it counts."""
     with ctx.sessions.begin() as session:
-        get_open_order(session, order_id)
+        order = get_open_order(session, order_id)
         picked = session.scalars(select(OrderCard).where(
             OrderCard.order_id == order_id, OrderCard.repeat_requested.is_(True))).all()
         for item in picked:
@@ -151,8 +147,46 @@ def repeat_order(ctx: ProductionContext, order_id: int) -> dict[str, int]:
                 _queue_revocation(session, attempt_ref(order_id, item.card_id, latest.attempt),
                                   f"misprint: {item.misprint_reason}")
             item.status, item.repeat_requested = "pending", False
-    drain_revocations(ctx)
-    return dispatch_order(ctx, order_id)
+        pending = _start_batch(session, ctx, order)
+    drain_revocations(ctx)  # before the jobs: a misprint's certificates go before its reprint's come
+    return _send_jobs(ctx, order, pending)
+
+
+def _start_batch(session: Session, ctx: ProductionContext, order: Order) -> list[int]:
+    """Arm the order's batch; returns the pending cards to queue.
+
+    The batch counts every card without an outcome: those waiting and those at a station right
+    now. A step runs again when its host died after dispatching and before the engine saved the
+    step: the cards the first run's stations hold then still come with an outcome each, and the
+    batch must wait for them. For the same reason the undelivered "cards produced" of an earlier
+    batch or run is withdrawn: only this batch's end may end the instance's wait.
+    """
+    _close_stray_attempts(session, order, ctx.user)
+    # The audit entries written so far take the chain's lock before the order's row is locked:
+    # the order in which every card's outcome takes them (never a deadlock with one).
+    session.flush()
+    # Outcomes count down under this lock: one that has not counted down yet waits for this
+    # transaction and finds its card counted; one that has is in the count already.
+    session.execute(select(Order.id).where(Order.id == order.id).with_for_update())
+    without_outcome = dict(session.execute(
+        select(OrderCard.status, func.count()).where(
+            OrderCard.order_id == order.id, OrderCard.status.in_(("pending", "claimed")))
+        .group_by(OrderCard.status)).all())
+    pending = list(session.scalars(select(OrderCard.card_id).where(
+        OrderCard.order_id == order.id, OrderCard.status == "pending").order_by(OrderCard.card_id)))
+    session.execute(update(Order).where(Order.id == order.id).values(
+        cards_outstanding=sum(without_outcome.values()), dispatched_at=utcnow()))
+    ctx.withdraw_messages(session, order.instance_id, CARDS_PRODUCED)
+    if not without_outcome:  # nothing to produce: the batch is complete at once
+        ctx.post_message(session, order.instance_id, CARDS_PRODUCED, progress(session, order.id))
+    return pending
+
+
+def _send_jobs(ctx: ProductionContext, order: Order, pending: list[int]) -> dict[str, int]:
+    queue = pool_queue(order.station_pool)
+    for card_id in pending:
+        ctx.enqueue(queue, PRODUCE_CARD, {"order_id": order.id, "card_id": card_id})
+    return {"dispatched": len(pending)}
 
 
 def _latest_attempt(session: Session, order_id: int, card_id: int) -> ProductionAttempt | None:
@@ -435,11 +469,15 @@ def _write_outcome(session: Session, ctx: ProductionContext, claim: Claim, resul
 
 
 def _settle_one(session: Session, ctx: ProductionContext, order_id: int, instance_id: str) -> bool:
-    """One more card of the batch has an outcome; the last one posts "cards produced"."""
+    """One more card of the batch has an outcome; the last one posts "cards produced" (once:
+    a count below zero would post again and end the next batch's wait early)."""
     left = session.connection().execute(_COUNT_DOWN, {"b_order": order_id}).scalar()
-    if left is not None and left <= 0:
+    if left == 0:
         ctx.post_message(session, instance_id, CARDS_PRODUCED, progress(session, order_id))
         return True
+    if left is not None and left < 0:
+        log.error("order %s counted down below zero (%s): an outcome outside its batch", order_id, left,
+                  extra={"order_id": order_id, "instance_id": instance_id})
     return False
 
 
@@ -474,6 +512,7 @@ def reap_lapsed_claims(ctx: ProductionContext, limit: int = 50, previous_process
     process, so that one is dead or stopped, and if only stopped, its fencing token stops it.
     """
     done_instances: list[str] = []
+    settling: list[tuple[int, str]] = []
     with ctx.sessions.begin() as session:
         now = utcnow()
         lapsed_or_ours = OrderCard.claimed_until < now
@@ -496,8 +535,14 @@ def reap_lapsed_claims(ctx: ProductionContext, limit: int = 50, previous_process
             if attempt is not None and attempt.outcome == "started":
                 _interrupt(session, order, attempt, LAPSED.format(station=attempt.station or station),
                            order.created_by)
-            if order.status == "open" and _settle_one(session, ctx, order.id, order.instance_id):
-                done_instances.append(order.instance_id)
+            if order.status == "open":
+                settling.append((order.id, order.instance_id))
+        # The audit entries take the chain's lock before the orders' rows are locked, as every
+        # card's outcome takes them (the other way round, a reap and an outcome deadlock).
+        session.flush()
+        for order_id, instance_id in sorted(settling):
+            if _settle_one(session, ctx, order_id, instance_id):
+                done_instances.append(instance_id)
     drain_revocations(ctx)
     for instance_id in done_instances:
         ctx.advance(instance_id)

@@ -20,11 +20,11 @@ from sqlalchemy import func, select
 from engine.celery_jobs import QUEUE_PREFIX_ENV, broker_queue
 from engine.db import unit_of_work
 from engine.runtime import Runtime
-from engine.store import AuditEvent
+from engine.store import AuditEvent, InstanceMessage
 from tasks import orders
 from tasks.cardsdk.records import IssuedCertificate
 from tasks.production import attempt_ref, pool_queue
-from tasks.store import Card, OrderCard, ProductionAttempt
+from tasks.store import Card, Order, OrderCard, ProductionAttempt
 from tests.conftest import make_settings, start_services
 from tests.integration.flow import add_cards, order_id, settle, start
 from tests.integration.workers import (
@@ -49,10 +49,29 @@ class CrashWorkers(Workers):
     def env(self) -> dict[str, str]:
         return {**super().env(), "CARDFLOW_CLAIM_SECONDS": CLAIM_SECONDS}
 
+    def start(self, *stations: str, concurrency: int = 1) -> None:
+        """Start the stations; the log of a station's earlier process is kept beside (a failure
+        shows what every process of the test logged)."""
+        for station in stations:
+            log = self.logs / f"{station}.log"
+            if log.exists():
+                log.rename(self.logs / f"{station}.{len(list(self.logs.glob(f'{station}.*.log'))) + 1}.log")
+        super().start(*stations, concurrency=concurrency)
+
     def kill(self, station: str, how: int = signal.SIGKILL) -> None:
         process = self.processes.pop(station)
         process.send_signal(how)
         process.wait(10)
+
+    def notable_lines(self, limit: int = 60) -> str:
+        """What the workers logged about claims, instances and errors, process by process."""
+        lines = []
+        for path in sorted(self.logs.glob("*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                if any(word in line for word in ("lapsed", "lost", "resumed", "below zero", "ERROR",
+                                                 "Error", "deadlock", "stopped on")):
+                    lines.append(f"{path.stem}: {line[:300]}")
+        return "\n".join(lines[-limit:])
 
 
 @pytest.fixture
@@ -81,11 +100,48 @@ def _start_order(services, cards: int) -> tuple[str, int]:
     return instance_id, order_id(services, instance_id)
 
 
-def _repeat_failed_until_all_produced(services, instance_id: str, oid: int) -> None:
+def order_dump(services, oid: int, workers: CrashWorkers | None = None) -> str:
+    """What a failure shows: the order's batch counter and messages, how many cards are in each
+    status, and every card that is not produced exactly once with its claim and attempts."""
+    with unit_of_work(services.sessions) as session:
+        order = session.get(Order, oid)
+        messages = session.execute(select(InstanceMessage.id, InstanceMessage.name,
+                                          InstanceMessage.created_at, InstanceMessage.delivered_at)
+                                   .where(InstanceMessage.instance_id == order.instance_id)
+                                   .order_by(InstanceMessage.id)).all()
+        attempts: dict[int, list[ProductionAttempt]] = {}
+        for attempt in session.scalars(select(ProductionAttempt).where(ProductionAttempt.order_id == oid)
+                                       .order_by(ProductionAttempt.card_id, ProductionAttempt.attempt)):
+            attempts.setdefault(attempt.card_id, []).append(attempt)
+        items = session.scalars(select(OrderCard).where(OrderCard.order_id == oid)
+                                .order_by(OrderCard.card_id)).all()
+        states = {card.id: card.state for card in session.scalars(select(Card))}
+    statuses: dict[str, int] = {}
+    for item in items:
+        statuses[item.status] = statuses.get(item.status, 0) + 1
+    lines = [f"seed {SEED}; order {oid} {order.status}, cards_outstanding {order.cards_outstanding}, "
+             f"dispatched {order.dispatched_at}; cards by status {statuses}",
+             "messages: " + "; ".join(f"#{m.id} {m.name} posted {m.created_at} delivered {m.delivered_at}"
+                                      for m in messages)]
+    for item in items:
+        tried = attempts.get(item.card_id, [])
+        if item.status == "produced" and [a.outcome for a in tried].count("produced") == 1:
+            continue
+        lines.append(
+            f"card {item.card_id} ({states.get(item.card_id)}): {item.status}, token {item.claim_token}, "
+            f"claimed by {item.claimed_by} until {item.claimed_until}; attempts: " + ", ".join(
+                f"{a.attempt} {a.outcome} on {a.station} ({a.worker}) {a.started_at}..{a.finished_at}"
+                for a in tried))
+    if workers is not None:
+        lines.append("workers logged:\n" + workers.notable_lines())
+    return "\n".join(lines)
+
+
+def _repeat_failed_until_all_produced(services, instance_id: str, oid: int, workers=None) -> None:
     """Review production: the operator repeats the failed (interrupted) cards until none is left."""
     for _round in range(10):
         task = settle(services, instance_id)
-        assert task.bpmn_id == "Activity_Review"
+        assert task.bpmn_id == "Activity_Review", order_dump(services, oid, workers)
         with unit_of_work(services.sessions) as session:
             failed = list(session.scalars(select(OrderCard.card_id).where(
                 OrderCard.order_id == oid, OrderCard.status == "failed")))
@@ -96,13 +152,16 @@ def _repeat_failed_until_all_produced(services, instance_id: str, oid: int) -> N
     raise AssertionError("cards still failed after 10 rounds of Repeat production")
 
 
-def _assert_every_card_once_and_every_interruption_recorded(services, oid: int, cards: int) -> int:
+def _assert_every_card_once_and_every_interruption_recorded(services, oid: int, cards: int,
+                                                            workers=None) -> int:
     """The invariants after the crashes; returns how many attempts were interrupted."""
     with unit_of_work(services.sessions) as session:
         attempts = session.scalars(select(ProductionAttempt).where(ProductionAttempt.order_id == oid)).all()
         produced = [a.card_id for a in attempts if a.outcome == "produced"]
-        assert sorted(produced) == list(range(1, cards + 1)), "a card produced twice or not at all"
-        assert {a.outcome for a in attempts} <= {"produced", "interrupted"}
+        assert sorted(produced) == list(range(1, cards + 1)), \
+            f"a card produced twice or not at all:\n{order_dump(services, oid, workers)}"
+        assert {a.outcome for a in attempts} <= {"produced", "interrupted"}, \
+            order_dump(services, oid, workers)
         interrupted = [a for a in attempts if a.outcome == "interrupted"]
         assert all(a.error and "interrupted" in a.error and a.spoiled_at for a in interrupted)
         audited = session.scalar(select(func.count()).select_from(AuditEvent).where(
@@ -112,12 +171,16 @@ def _assert_every_card_once_and_every_interruption_recorded(services, oid: int, 
         valid = {ref: count for ref, count in session.execute(
             select(IssuedCertificate.attempt_ref, func.count()).where(IssuedCertificate.revoked_at.is_(None))
             .group_by(IssuedCertificate.attempt_ref))}
+        issued = {ref: count for ref, count in session.execute(
+            select(IssuedCertificate.attempt_ref, func.count()).group_by(IssuedCertificate.attempt_ref))}
     for attempt in interrupted:
         ref = attempt_ref(oid, attempt.card_id, attempt.attempt)
         assert ref not in valid, f"a spoiled card's certificate is valid: {ref}"
-    for attempt in attempts:
-        if attempt.outcome == "produced":
-            assert valid.get(attempt_ref(oid, attempt.card_id, attempt.attempt)) == 1
+    # Every produced card has its certificates, as many as the options ask for, and none revoked.
+    produced_refs = [attempt_ref(oid, a.card_id, a.attempt) for a in attempts if a.outcome == "produced"]
+    expected = issued[produced_refs[0]]
+    assert expected >= 1
+    assert {(valid.get(ref, 0), issued.get(ref, 0)) for ref in produced_refs} == {(expected, expected)}
     return len(interrupted)
 
 
@@ -132,21 +195,21 @@ def test_a_worker_killed_at_20_random_points_of_a_200_card_order(crash_cluster):
         workers.kill("victim")
         kills += 1
         workers.start("victim")
-    assert settle(services, instance_id).bpmn_id == "Activity_Review", f"seed {SEED}"
-    interrupted_before_repeat = _assert_no_card_twice_so_far(services, oid)
-    _repeat_failed_until_all_produced(services, instance_id, oid)
-    interrupted = _assert_every_card_once_and_every_interruption_recorded(services, oid, cards)
-    assert interrupted == interrupted_before_repeat
+    assert settle(services, instance_id).bpmn_id == "Activity_Review", order_dump(services, oid, workers)
+    interrupted_before_repeat = _assert_no_card_twice_so_far(services, oid, workers)
+    _repeat_failed_until_all_produced(services, instance_id, oid, workers)
+    interrupted = _assert_every_card_once_and_every_interruption_recorded(services, oid, cards, workers)
+    assert interrupted == interrupted_before_repeat, order_dump(services, oid, workers)
     assert interrupted >= 5, f"seed {SEED}: only {interrupted} kills fell mid-card"
 
 
-def _assert_no_card_twice_so_far(services, oid: int) -> int:
+def _assert_no_card_twice_so_far(services, oid: int, workers: CrashWorkers) -> int:
     with unit_of_work(services.sessions) as session:
         produced = list(session.scalars(select(ProductionAttempt.card_id).where(
             ProductionAttempt.order_id == oid, ProductionAttempt.outcome == "produced")))
         interrupted = session.scalar(select(func.count()).select_from(ProductionAttempt).where(
             ProductionAttempt.order_id == oid, ProductionAttempt.outcome == "interrupted"))
-    assert len(produced) == len(set(produced))
+    assert len(produced) == len(set(produced)), order_dump(services, oid, workers)
     return interrupted
 
 
@@ -167,8 +230,8 @@ def test_a_worker_paused_past_its_claim_records_nothing_when_it_wakes(crash_clus
         workers.processes["victim"].send_signal(signal.SIGCONT)
     assert settle(services, instance_id).bpmn_id == "Activity_Review"
     time.sleep(3)  # the woken worker finishes its card and tries to record it: refused
-    _repeat_failed_until_all_produced(services, instance_id, oid)
-    assert _assert_every_card_once_and_every_interruption_recorded(services, oid, cards) >= 1
+    _repeat_failed_until_all_produced(services, instance_id, oid, workers)
+    assert _assert_every_card_once_and_every_interruption_recorded(services, oid, cards, workers) >= 1
     with unit_of_work(services.sessions) as session:
         first = session.scalar(select(ProductionAttempt).where(
             ProductionAttempt.order_id == oid, ProductionAttempt.card_id == held,
