@@ -33,7 +33,9 @@ from engine.store import Base as EngineBase
 from engine.store import Instance, utcnow
 from engine.sweeper import Sweeper
 from engine.web.widgets_cards import register_card_widgets
+from engine.web.widgets_holders import register_holder_widgets
 from tasks import production as card_production
+from tasks.assign_options import ASSIGN_OPTION_FIELDS, ASSIGN_OPTIONS, validate_assign_options
 from tasks.card_holds import release_holds
 from tasks.cardsdk.pki_config import PkiConfig
 from tasks.cardsdk.pki_config import load as load_certificate_profiles
@@ -48,9 +50,9 @@ from tasks.store import Base as TasksBase
 log = logging.getLogger(__name__)
 
 METADATA = (EngineBase.metadata, TasksBase.metadata)
-OPTION_VALIDATORS = {TEMP_CARDS_OPTIONS: validate_temp_card_options}
+OPTION_VALIDATORS = {TEMP_CARDS_OPTIONS: validate_temp_card_options, ASSIGN_OPTIONS: validate_assign_options}
 # How the admin's options page draws each option set's known options.
-OPTION_FIELDS = {TEMP_CARDS_OPTIONS: TEMP_CARDS_OPTION_FIELDS}
+OPTION_FIELDS = {TEMP_CARDS_OPTIONS: TEMP_CARDS_OPTION_FIELDS, ASSIGN_OPTIONS: ASSIGN_OPTION_FIELDS}
 
 
 
@@ -190,6 +192,7 @@ def published_widgets() -> WidgetRegistry:
     """The widgets forms may name; deploy refuses a form that names any other."""
     registry = WidgetRegistry()
     register_card_widgets(registry)
+    register_holder_widgets(registry)
     return registry
 
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks import orders
+from tasks.assignment_handlers import build_assignment_handlers
 from tasks.errors import CardflowError
 from tasks.options import TEMP_CARDS_OPTIONS
 from tasks.production import ProductionContext, dispatch_order, repeat_order
@@ -86,4 +87,5 @@ def build_handlers(sessions: sessionmaker[Session], production: ProductionContex
         "cards_repeat": cards_repeat,
         "order_complete": order_complete,
         "order_release": order_release,
+        **build_assignment_handlers(sessions, production),
     }

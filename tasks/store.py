@@ -84,6 +84,8 @@ class Assignment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), index=True)
     holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id"), index=True)
+    # The process instance that assigned it (its PIN letter step may print the letter).
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     assigned_by: Mapped[str] = mapped_column(String(100))
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from engine import metrics
 from engine.bootstrap import Services, build_services, published_widgets, resume_pending
 from engine.config import Settings
-from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards, health, pki, search
+from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards, health, pin_letters, pki, search
 from engine.web.context import SERVICES_KEY, WIDGETS_KEY
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions[WIDGETS_KEY] = published_widgets()
     csrf.init_app(app)
     auth.login_manager.init_app(app)
-    for blueprint in (auth.bp, batch_orders.bp, cards.bp, search.bp, admin.bp, audit.bp, bpmn_assets.bp,
-                      health.bp):
+    for blueprint in (auth.bp, batch_orders.bp, cards.bp, search.bp, pin_letters.bp, admin.bp, audit.bp,
+                      bpmn_assets.bp, health.bp):
         app.register_blueprint(blueprint)
     # Relying parties (openssl, door controllers) POST OCSP requests without a session or a token.
     app.register_blueprint(pki.bp)

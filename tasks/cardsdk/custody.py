@@ -13,11 +13,12 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import sessionmaker
 
 from tasks.cardsdk.piv.errors import CustodyError
 from tasks.cardsdk.records import CustodyRelease, CustodySecret
+from tasks.store import utcnow
 
 KEY_FILE = "custody.key"
 KINDS = ("pin", "puk", "management_key")
@@ -86,6 +87,36 @@ class Custody:
         release is recorded with ``actor`` (never the values)."""
         return self._open(card_id, attempt_ref, ("pin", "puk"), actor)
 
+    def release_once(self, card_id: int, actor: str) -> dict[str, str]:
+        """Give out the PIN and PUK of the card's latest attempt for good (a PIN letter): marked
+        released and their ciphertexts erased in the transaction that records the release, so no
+        later request can show them again. A second request, even racing the first, gets a
+        CustodyError: the UPDATE that marks them only takes rows nobody released yet."""
+        kinds = ("pin", "puk")
+        with self.sessions.begin() as session:
+            attempt = session.scalar(
+                select(CustodySecret.attempt_ref)
+                .where(CustodySecret.card_id == card_id, CustodySecret.kind == "pin")
+                .order_by(CustodySecret.created_at.desc(), CustodySecret.id.desc()).limit(1))
+            if attempt is None:
+                raise CustodyError(f"Custody holds no PIN of card {card_id}: the card was not encoded.")
+            of_attempt = (CustodySecret.card_id == card_id, CustodySecret.attempt_ref == attempt,
+                          CustodySecret.kind.in_(kinds))
+            unreleased = (*of_attempt, CustodySecret.released_at.is_(None))
+            taken = session.execute(update(CustodySecret).where(*unreleased)
+                                    .values(released_at=utcnow())).rowcount
+            if taken != len(kinds):
+                release = session.scalar(select(CustodyRelease).where(
+                    CustodyRelease.card_id == card_id, CustodyRelease.attempt_ref == attempt)
+                    .order_by(CustodyRelease.id.desc()).limit(1))
+                raise CustodyError(_already_released(card_id, release))
+            found = {row.kind: self._decrypt(card_id, attempt, row)
+                     for row in session.scalars(select(CustodySecret).where(*of_attempt))}
+            session.execute(update(CustodySecret).where(*of_attempt).values(ciphertext=b""))
+            session.add(CustodyRelease(card_id=card_id, attempt_ref=attempt, kinds=",".join(kinds),
+                                       released_by=actor[:100]))
+        return {**found, "attempt_ref": attempt}
+
     def management_key(self, card_id: int, attempt_ref: str | None = None, actor: str = "custody") -> bytes:
         """The card's management key (to wipe or re-personalise a card); recorded like a release."""
         return bytes.fromhex(self._open(card_id, attempt_ref, ("management_key",), actor)["management_key"])
@@ -111,6 +142,8 @@ class Custody:
                     CustodySecret.kind.in_(kinds),
                 )
             ).all()
+            if any(row.released_at is not None for row in rows):
+                raise CustodyError(_already_released(card_id, None))
             found = {"attempt_ref": attempt_ref}
             for row in rows:
                 found[row.kind] = self._decrypt(card_id, attempt_ref, row)
@@ -132,6 +165,13 @@ class Custody:
                 "tampered record."
             ) from None
         return plain.decode()
+
+
+def _already_released(card_id: int, release: CustodyRelease | None) -> str:
+    """What a second request for a released PIN and PUK is told."""
+    when = f" on {release.released_at:%Y-%m-%d %H:%M} UTC by {release.released_by}" if release else ""
+    return (f"The PIN and PUK of card {card_id} were already given out{when} (PIN letter) and are not kept; "
+            "they cannot be shown again. Withdraw the card to give it fresh keys and PIN.")
 
 
 _INSERT_SECRETS = insert(CustodySecret.__table__)

@@ -1,4 +1,5 @@
-"""holders (issue 12): the people who get cards, cards' current holder, assignment history
+"""holders (issue 12): the people who get cards, cards' current holder, assignment history,
+PIN and PUK released for good
 
 Revision ID: d9b4f7a50009
 Revises: c8a3e6f40008
@@ -32,6 +33,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('card_id', sa.Integer(), nullable=False),
     sa.Column('holder_id', sa.Integer(), nullable=False),
+    sa.Column('instance_id', sa.String(length=36), nullable=True),
     sa.Column('assigned_by', sa.String(length=100), nullable=False),
     sa.Column('assigned_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ended_by', sa.String(length=100), nullable=True),
@@ -47,9 +49,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('holder_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key('fk_cards_holder_id', 'holders', ['holder_id'], ['id'])
         batch_op.create_index('ix_cards_holder', ['holder_id', 'number'], unique=False)
+    with op.batch_alter_table('custody_secrets', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('released_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('custody_secrets', schema=None) as batch_op:
+        batch_op.drop_column('released_at')
     with op.batch_alter_table('cards', schema=None) as batch_op:
         batch_op.drop_index('ix_cards_holder')
         batch_op.drop_constraint('fk_cards_holder_id', type_='foreignkey')
