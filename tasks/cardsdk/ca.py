@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.cardsdk import pki_config
-from tasks.cardsdk.crl import revoked_entry, sign_crl
+from tasks.cardsdk.crl import revoked_entries, sign_crl
 from tasks.cardsdk.piv.errors import CaRefusedError
 from tasks.cardsdk.pki_config import (  # noqa: F401  (re-exported: the OIDs callers know from here)
     ID_MS_SMARTCARD_LOGON,
@@ -449,8 +449,7 @@ class LocalCA:
             select(IssuedCertificate.serial, IssuedCertificate.revoked_at,
                    IssuedCertificate.revocation_reason)
             .where(IssuedCertificate.revoked_at.is_not(None))).all()
-        entries = [revoked_entry(int(serial, 16), revoked_at, reason)
-                   for serial, revoked_at, reason in revoked]
+        entries = revoked_entries(revoked)
         der = sign_crl(self.key, self.certificate, number, now, next_update, entries)
         session.execute(update(PublishedCrl).where(PublishedCrl.id == CRL_ROW)
                         .values(this_update=now, next_update=next_update, der=der))

@@ -83,9 +83,29 @@ _REASON_EXTENSIONS = {
 
 
 def revoked_entry(serial: int, revoked_at: datetime, reason: str | None) -> bytes:
-    """One revokedCertificates entry; a reason code other than RFC 5280's names becomes the default."""
-    extension = _REASON_EXTENSIONS.get(reason or "", _REASON_EXTENSIONS[DEFAULT_REASON])
-    return der(0x30, _integer(serial) + _time(revoked_at) + extension)
+    """One revokedCertificates entry; a reason other than RFC 5280's names becomes the default."""
+    return revoked_entries([(f"{serial:X}", revoked_at, reason)])[0]
+
+
+def revoked_entries(rows: Iterable[tuple[str, datetime, str | None]]) -> list[bytes]:
+    """The revokedCertificates entries of (hex serial, revocation time, reason) rows.
+
+    The hot loop of a large CRL: times are encoded once each (an attempt's certificates share
+    one), and a serial of at most 20 bytes and an entry under 128 bytes have one-byte lengths.
+    """
+    times: dict[datetime, bytes] = {}
+    default = _REASON_EXTENSIONS[DEFAULT_REASON]
+    entries = []
+    for serial, revoked_at, reason in rows:
+        encoded_time = times.get(revoked_at)
+        if encoded_time is None:
+            encoded_time = times[revoked_at] = _time(revoked_at)
+        value = int(serial, 16)
+        number = value.to_bytes(value.bit_length() // 8 + 1, "big")
+        reason_extension = _REASON_EXTENSIONS.get(reason, default)
+        content = b"\x02" + _length(len(number)) + number + encoded_time + reason_extension
+        entries.append(b"\x30" + _length(len(content)) + content)
+    return entries
 
 
 def sign_crl(key, issuer: x509.Certificate, number: int, this_update: datetime, next_update: datetime,
