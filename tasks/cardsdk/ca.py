@@ -439,10 +439,13 @@ class LocalCA:
         number = session.execute(update(PublishedCrl).where(PublishedCrl.id == CRL_ROW)
                                  .values(number=PublishedCrl.number + 1)
                                  .returning(PublishedCrl.number)).scalar()
-        now = _now()
+        # The row keeps the precise moment before the revocations are read (the sweep compares
+        # revocation times with it); the CRL itself says it to the second.
+        read_at = datetime.now(UTC)
+        now = read_at.replace(microsecond=0)
         if number is None:
             number = 1
-            session.execute(insert(PublishedCrl).values(id=CRL_ROW, number=number, this_update=now,
+            session.execute(insert(PublishedCrl).values(id=CRL_ROW, number=number, this_update=read_at,
                                                         next_update=now, der=b""))
         next_update = now + timedelta(hours=self.config.crl_next_update_hours)
         revoked = session.execute(
@@ -452,7 +455,7 @@ class LocalCA:
         entries = revoked_entries(revoked)
         der = sign_crl(self.key, self.certificate, number, now, next_update, entries)
         session.execute(update(PublishedCrl).where(PublishedCrl.id == CRL_ROW)
-                        .values(this_update=now, next_update=next_update, der=der))
+                        .values(this_update=read_at, next_update=next_update, der=der))
         log.info("CRL %d published: %d revoked certificates", number, len(entries))
         return number
 
@@ -470,7 +473,7 @@ class LocalCA:
         now = datetime.now(UTC)
         if (stored is not None
                 and _utc(stored.next_update) - now > timedelta(hours=self.config.crl_refresh_before_hours)
-                and (newest is None or _utc(newest).replace(microsecond=0) <= _utc(stored.this_update))):
+                and (newest is None or _utc(newest) < _utc(stored.this_update))):
             return False
         self.publish_crl()
         return True
