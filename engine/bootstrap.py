@@ -37,6 +37,7 @@ from engine.web.widgets_holders import register_holder_widgets
 from tasks import production as card_production
 from tasks.assign_options import ASSIGN_OPTION_FIELDS, ASSIGN_OPTIONS, validate_assign_options
 from tasks.card_holds import release_holds
+from tasks.card_life import REQUEST_OPTION_FIELDS, REQUEST_OPTIONS, ExpirySweep, validate_request_options
 from tasks.cardsdk.pki_config import PkiConfig
 from tasks.cardsdk.pki_config import load as load_certificate_profiles
 from tasks.cardsdk.station import Station
@@ -53,6 +54,8 @@ METADATA = (EngineBase.metadata, TasksBase.metadata)
 OPTION_VALIDATORS = {TEMP_CARDS_OPTIONS: validate_temp_card_options, ASSIGN_OPTIONS: validate_assign_options}
 # How the admin's options page draws each option set's known options.
 OPTION_FIELDS = {TEMP_CARDS_OPTIONS: TEMP_CARDS_OPTION_FIELDS, ASSIGN_OPTIONS: ASSIGN_OPTION_FIELDS}
+OPTION_VALIDATORS[REQUEST_OPTIONS] = validate_request_options
+OPTION_FIELDS[REQUEST_OPTIONS] = REQUEST_OPTION_FIELDS
 
 
 
@@ -174,6 +177,8 @@ def sweeps(runtime: Runtime, production: ProductionContext, jobs, station_host: 
         "lapsed claims": lambda: card_production.reap_lapsed_claims(production),
         "revocations": lambda: card_production.drain_revocations(production),
         "lost jobs": lambda: card_production.redispatch_lost_jobs(production, jobs.depth),
+        # Cards whose validity ended become expired: a sweep, not a timer per card (docs/ARCHITECTURE.md).
+        "card expiry": ExpirySweep(production.sessions),
     }
     if station_host:
         work["station heartbeat"] = lambda: card_production.heartbeat(production)

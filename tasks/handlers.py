@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tasks import orders
 from tasks.assignment_handlers import build_assignment_handlers
+from tasks.card_life import build_card_life_handlers
 from tasks.errors import CardflowError
 from tasks.options import TEMP_CARDS_OPTIONS
 from tasks.production import ProductionContext, dispatch_order, repeat_order
@@ -88,4 +89,5 @@ def build_handlers(sessions: sessionmaker[Session], production: ProductionContex
         "order_complete": order_complete,
         "order_release": order_release,
         **build_assignment_handlers(sessions, production),
+        **build_card_life_handlers(sessions, production),
     }

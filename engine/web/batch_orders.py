@@ -23,6 +23,7 @@ from engine.web.auth import require_order_access, role_required
 from engine.web.context import services
 from engine.web.order_lists import finished_orders, open_orders, read_search
 from engine.web.task_page import order_options, render_task, submit_task
+from tasks.card_life import instance_card_changes
 from tasks.cards import CARD_NUMBER, MAX_NUMBER_LENGTH
 from tasks.orders import discard_problem
 from tasks.queries import card_counts, order_card_attempts, order_for_instance, progress
@@ -158,6 +159,9 @@ def _summary(shown: dict):
         with read_only(services().sessions) as session:
             cards = order_card_attempts(session, order_id, after_number=after, limit=SUMMARY_PAGE_SIZE + 1)
             shown["counts"] = card_counts(session, [order_id])[order_id]
+    else:  # a process without an order (a card's, a quick search's): the cards it changed
+        with read_only(services().sessions) as session:
+            shown["changes"] = instance_card_changes(session, shown["view"].id)
     next_after = cards[SUMMARY_PAGE_SIZE - 1].number if len(cards) > SUMMARY_PAGE_SIZE else None
     return render_template("order_summary.html", **shown, cards=cards[:SUMMARY_PAGE_SIZE], cards_after=after,
                            next_after=next_after)

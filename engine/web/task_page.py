@@ -45,7 +45,8 @@ def render_task(view: InstanceView, task: ReadyTask, submission: Submission | No
             csrf_token=generate_csrf(),
             values=submission.values if submission else {},
             errors=submission.errors if submission else {},
-            form_errors=_top_errors(form, submission) + ([notice] if notice else []),
+            form_errors=_top_errors(form, submission) + _process_notice(task, submission)
+            + ([notice] if notice else []),
             widgets=markup,
         )
         order_id = order.id if order else None
@@ -53,6 +54,13 @@ def render_task(view: InstanceView, task: ReadyTask, submission: Submission | No
                            order=order, options=order_options(order),
                            query_url=url_for("batch_orders.order", instance_id=task.instance_id))
     return page, status
+
+
+def _process_notice(task: ReadyTask, submission: Submission | None) -> list[str]:
+    """What the process says at the top of the step it comes back to: its data's "notice" (such
+    as why a service step refused the last input), until the step is posted again."""
+    notice = task.data.get("notice")
+    return [notice[:500]] if submission is None and isinstance(notice, str) and notice.strip() else []
 
 
 def _top_errors(form: SchemaForm, submission: Submission | None) -> list[str]:
