@@ -21,6 +21,7 @@ from engine.users import add_user, random_password
 from engine.versions import KINDS, VersionError, list_versions
 from engine.versions import rollback as versions_rollback
 from tasks.cardsdk import commands as cardsdk_commands
+from tasks.cardsdk.pki_config import PkiConfigError
 
 
 class CliContext:
@@ -64,6 +65,8 @@ class CardflowGroup(click.Group):
             reason = str(error.orig).splitlines()[0] if error.orig else str(error)
             raise click.ClickException(f"the database is not ready ({reason}); run 'cardflow init' "
                                        "and check CARDFLOW_DATABASE_URL") from None
+        except PkiConfigError as error:  # CARDFLOW_PUBLIC_BASE_URL or the certificate profiles file
+            raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=CardflowGroup)

@@ -49,3 +49,14 @@ def test_a_bad_profiles_file_or_url_is_one_line_and_changes_nothing(tmp_path, se
     assert "Traceback" not in refused.output and not ca_folder(tmp_path).exists()
     refused = runner.invoke(ca, ["profiles"], obj=context(tmp_path, sessions, url="file:///etc/passwd"))
     assert refused.exit_code != 0 and "CARDFLOW_PUBLIC_BASE_URL must be" in refused.output
+
+
+def test_a_bad_public_base_url_stops_the_product_with_one_line(tmp_path):
+    from engine.cli import main
+
+    env = {"CARDFLOW_INSTANCE_PATH": str(tmp_path / "instance"),
+           "CARDFLOW_PUBLIC_BASE_URL": "http://console.example/?next=javascript:alert(1)"}
+    result = CliRunner().invoke(main, ["deploy", "--check"], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: CARDFLOW_PUBLIC_BASE_URL must be an http:// or https:// address")
+    assert "Traceback" not in result.output
