@@ -15,6 +15,7 @@ import subprocess
 import threading
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
 from engine.config import PROJECT_ROOT
@@ -31,6 +32,7 @@ from engine.web.app import create_app
 from tasks import orders
 from tasks.cardsdk import pki_config
 from tasks.cardsdk.ca import CONTENT_SIGNER_REF, RESPONDER_REF
+from tasks.cardsdk.pki_records import PublishedCrl
 from tasks.cardsdk.records import IssuedCertificate
 from tests.conftest import start_services
 from tests.integration.flow import add_cards, order_id, select_and_issue, start, submit
@@ -229,3 +231,17 @@ def test_every_issued_certificate_follows_its_profile(console):
     # PIV Authentication and Card Authentication of one card name the same card; every card its own.
     assert all(len(found) == 1 for found in uuids_by_attempt.values())
     assert len({next(iter(found)) for found in uuids_by_attempt.values()}) == len(uuids_by_attempt) == 3
+
+
+def test_the_hosts_sweep_signs_a_new_crl_before_next_update(services):
+    ca = services.station.encoder.ca
+    assert services.sweeper.sweeps["revocation list"] == ca.refresh_crl
+    services.sweeper.run_once()
+    first = x509.load_der_x509_crl(ca.current_crl())
+    with unit_of_work(services.sessions) as session:  # an hour before nextUpdate
+        session.execute(update(PublishedCrl).values(next_update=datetime.now(UTC) + timedelta(hours=1)))
+    services.sweeper.run_once()
+    renewed = x509.load_der_x509_crl(ca.current_crl())
+    assert (renewed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            > first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+    assert renewed.next_update_utc - datetime.now(UTC) > timedelta(hours=167)
