@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +22,7 @@ from tasks.errors import CardflowError
 from tasks.options import OptionField
 from tasks.production import ProductionContext, drain_revocations
 from tasks.recording import Actor, move_card
-from tasks.store import Card, CardEvent, RevocationRequest, utcnow
+from tasks.store import Assignment, Card, CardEvent, RevocationRequest, utcnow
 
 REQUEST_OPTIONS = "TempCardsProcRequest"
 REQUEST_LIMITS = range(1, 100)  # what an administrator may set as the most cards of one request
@@ -181,8 +181,12 @@ def expire_cards(sessions: sessionmaker[Session], now: datetime | None = None, l
                                 .order_by(Card.valid_until, Card.id).limit(limit)
                                 .with_for_update(skip_locked=True)).all()
         for card in cards:
-            move_card(session, card, CardState.EXPIRED, Actor(EXPIRY_ACTOR),
-                      f"Validity ended on {card.valid_until:%Y-%m-%d %H:%M} UTC.")
+            reason = f"Validity ended on {card.valid_until:%Y-%m-%d %H:%M} UTC."
+            move_card(session, card, CardState.EXPIRED, Actor(EXPIRY_ACTOR), reason)
+        # An expired card is out of its holder's hands: the assignment ends (the holder page's list).
+        session.execute(update(Assignment).where(Assignment.card_id.in_([card.id for card in cards] or [0]),
+                                                 Assignment.ended_at.is_(None))
+                        .values(ended_at=now, ended_by=EXPIRY_ACTOR, end_reason="Card expired."))
         return len(cards)
 
 
