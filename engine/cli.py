@@ -192,7 +192,9 @@ def _attach_virtual_card(ctx: click.Context, obj: CliContext) -> None:
     from engine.config import StationSettings
     from tasks.cardsdk.piv.testbed import PcscTestbed
 
-    bed = PcscTestbed(obj.instance_path / "virtual-card")
+    # Blank cards of the configured card stock, so the encoder and the card agree on its behaviour.
+    profile = obj.settings.station.profile
+    bed = PcscTestbed(obj.instance_path / "virtual-card", profile=profile)
     try:
         bed.start()
     except (OSError, RuntimeError) as error:
@@ -201,7 +203,7 @@ def _attach_virtual_card(ctx: click.Context, obj: CliContext) -> None:
     # Stopped by a service manager (SIGTERM), still stop pcscd and the virtual card we started.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     obj.settings.station = StationSettings(name="virtual-pcsc", transport="pcsc", reader="Virtual PCD*",
-                                           virtual_card_state=bed.state_file)
+                                           profile=profile, virtual_card_state=bed.state_file)
     click.echo("encoding through pcscd, reader Virtual PCD 00 00")
 
 

@@ -13,19 +13,26 @@ import click
 from tasks.cardsdk import pki_config
 from tasks.cardsdk.ca import LocalCA, ca_folder
 from tasks.cardsdk.job import CardSdkError
-from tasks.cardsdk.piv import vpcd
+from tasks.cardsdk.piv import profiles, vpcd
 
 
 @click.command("virtual-card")
 @click.option("--port", default=vpcd.DEFAULT_PORT, show_default=True, help="Port of pcscd's vpcd driver.")
 @click.option("--state-file", type=click.Path(dir_okay=False, path_type=Path), help="Keep the card here.")
 @click.option("--fresh", is_flag=True, help="Start with a blank card instead of the saved one.")
-def virtual_card(port: int, state_file: Path | None, fresh: bool) -> None:
+@click.option("--profile", default=profiles.DEFAULT_PROFILE, show_default=True,
+              help="Card profile of the blank cards: a built-in name or a JSON file.")
+def virtual_card(port: int, state_file: Path | None, fresh: bool, profile: str) -> None:
     """Run a virtual PIV card in pcscd's "Virtual PCD 00 00" reader until stopped.
 
+    Blank cards behave as the card profile says (retry counts, management key and its commands).
     Send SIGUSR1 to swap in a fresh blank card (the old one is removed); SIGTERM stops.
     """
-    vpcd.run(port, state_file, fresh)
+    try:
+        profiles.get(profile)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    vpcd.run(port, state_file, fresh, profile)
 
 
 @click.group("ca")

@@ -45,3 +45,31 @@ def test_process_speaks_vpcd_and_persists_the_card(tmp_path):
     reloaded = VirtualCardProcess(port=port, state_file=state)
     assert reloaded.card.serial == process.card.serial and reloaded.card.pin_tries == 2
     assert VirtualCardProcess(port=port, state_file=state, fresh=True).card.serial != process.card.serial
+
+
+def test_blank_cards_are_of_the_configured_stock(tmp_path):
+    from tasks.cardsdk.piv import profiles
+
+    stock = profiles.get("piv-aes128-fixed-key")
+    process = VirtualCardProcess(port=1, state_file=tmp_path / "card.json", fresh=True, profile=stock)
+    card = process.card
+    assert (card.pin_tries, card.puk_tries, card.management_algorithm) == (5, 10, "AES128")
+    assert (card.authentication, card.management_key_change) == ("external", "none")
+    # A card kept in the state file keeps its stock's behaviour after a restart.
+    reloaded = VirtualCardProcess(port=1, state_file=tmp_path / "card.json")
+    assert (reloaded.card.pin_retries, reloaded.card.authentication) == (5, "external")
+
+
+def test_the_command_refuses_an_unknown_or_broken_profile(tmp_path):
+    from click.testing import CliRunner
+
+    from tasks.cardsdk.commands import virtual_card
+
+    broken = tmp_path / "stock.json"
+    broken.write_text('{"management_algorithm": "3DES"}')
+    for profile, reason in (("nope", "unknown card profile 'nope'"), (str(broken), "is missing"),
+                            (str(tmp_path / "absent.json"), "absent.json")):
+        arguments = ["--profile", profile, "--state-file", str(tmp_path / "s.json")]
+        result = CliRunner().invoke(virtual_card, arguments)
+        assert result.exit_code != 0 and reason in result.output
+    assert not (tmp_path / "s.json").exists()

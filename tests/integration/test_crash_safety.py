@@ -77,6 +77,10 @@ def _lapse_claims(services) -> None:
                         .values(claimed_until=utcnow() - timedelta(seconds=1)))
 
 
+# The option's PIV Authentication, and Card Authentication, which every encoded card gets.
+CERTIFICATES_PER_CARD = 2
+
+
 def _valid_certificates(services, ref: str) -> int:
     with unit_of_work(services.sessions) as session:
         return len(session.scalars(select(IssuedCertificate).where(
@@ -118,7 +122,7 @@ def test_a_worker_paused_past_its_claim_can_record_nothing(services, pause_befor
         assert session.get(Card, 1).state == "unassigned"
         assert session.get(OrderCard, (oid, 1)).status == "produced"
     assert _valid_certificates(services, first_ref) == 0
-    assert _valid_certificates(services, production.attempt_ref(oid, 1, 2)) == 1
+    assert _valid_certificates(services, production.attempt_ref(oid, 1, 2)) == CERTIFICATES_PER_CARD
 
 
 def test_certificates_are_revoked_although_the_crash_fell_between_recording_and_revoking(services):
@@ -134,7 +138,7 @@ def test_certificates_are_revoked_although_the_crash_fell_between_recording_and_
     with pytest.raises(Killed):
         production.produce_card(replace(services.production, station=DiesAfterEncoding()), oid, 1)
     ref = production.attempt_ref(oid, 1, 1)
-    assert _valid_certificates(services, ref) == 1
+    assert _valid_certificates(services, ref) == CERTIFICATES_PER_CARD
 
     # The host that takes over records the interruption, then dies before revoking.
     spoil = services.station.spoil
@@ -144,7 +148,7 @@ def test_certificates_are_revoked_although_the_crash_fell_between_recording_and_
         production.reap_lapsed_claims(services.production)
     services.station.spoil = spoil
     assert _attempts(services, oid) == [(1, 1, "interrupted")]
-    assert _valid_certificates(services, ref) == 1  # the window the old design left open
+    assert _valid_certificates(services, ref) == CERTIFICATES_PER_CARD  # the window the old design left open
     with unit_of_work(services.sessions) as session:
         queued = session.scalars(select(RevocationRequest)).all()
         assert [(r.attempt_ref, r.done_at) for r in queued] == [(ref, None)]
