@@ -73,11 +73,16 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
     "audit.order": {"GET": AUDITORS},
     "health.healthz": {"GET": ANYONE},
     "health.metrics": {"GET": ANYONE},
+    # What relying parties fetch (CA certificate, CRL, OCSP): public, no login (docs/PKI.md).
+    "pki.ca_certificate": {"GET": ANYONE},
+    "pki.crl": {"GET": ANYONE},
+    "pki.ocsp_post": {"POST": ANYONE},
+    "pki.ocsp_get": {"GET": ANYONE},
 }
 # Values for the URL's variables: real where a page needs one, else names of nothing.
 SAMPLES = {"instance_id": "no-such-order", "task_id": "no-such-task", "number": "TC-000001",
            "name": "no-such-name", "process_id": "TempCardsBoProcIssueMultiple", "kind": "process",
-           "version": "1", "filename": "console.css", "order_id": "1"}
+           "version": "1", "filename": "console.css", "order_id": "1", "encoded": "MAA="}
 # Logging out ends the client's login, so it goes last.
 LAST = "auth.logout"
 
