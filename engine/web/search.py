@@ -71,9 +71,12 @@ def _card_query(session, form: SearchForm) -> CardQuery | None:
     prefix = ""
     try:
         typed = read_number_prefix(form.number, "Card number")
+        letters = number_letters(session) if typed is not None and typed.letters is None else ()
+        if len(letters) > 1:
+            raise TermError(f"Card number: card numbers here start with different letters ({letters[0]}-, "
+                            f"{letters[1]}-, ...); type them too, such as {letters[0]}-{typed.digits}.")
         if typed is not None:
-            prefix = typed.written(number_letters(session) if typed.letters is None else (), "Card number",
-                                   what="card numbers")
+            prefix = typed.written(letters, "Card number")
     except TermError as error:
         form.problems["number"] = str(error)
     holder_ids = None

@@ -100,3 +100,12 @@ def test_a_changed_page_link_shows_the_first_page_and_anonymous_users_log_in(log
     assert cards(page)[0] == "TC-000001"
     assert app.test_client().get("/search").status_code in (302, 303)
     assert "SEARCH" in op.get("/search").get_data(as_text=True)
+
+
+def test_digits_alone_ask_for_the_letters_when_numbers_start_differently(login, stock, services):
+    with unit_of_work(services.sessions) as session:
+        session.execute(update(Card).where(Card.id == 120).values(number="XY-000120"))
+    response = login().get("/search?object=card&number=00005")
+    assert response.status_code == 400
+    assert "start with different letters (TC-, XY-, ...); type them too, such as TC-00005" in \
+        response.get_data(as_text=True)
