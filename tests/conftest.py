@@ -92,8 +92,8 @@ def pcsc_testbed(tmp_path_factory) -> Iterator[PcscTestbed]:
     with open(Path(tempfile.gettempdir()) / "cardflow-pcscd-tests.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         bed = PcscTestbed(tmp_path_factory.mktemp("pcscd"))
-        bed.start()
-        try:
+        try:  # a start that fails half-way still stops what it started, or the next module inherits it
+            bed.start()
             yield bed
         finally:
             bed.stop()
