@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from engine import bootstrap
 from engine.db import unit_of_work
+from engine.deploy_errors import DeployError
 from engine.store import AuditEvent
 from tasks.cardsdk.ca import LocalCA, ca_folder
 from tasks.cardsdk.custody import Custody, load_or_create_key
@@ -273,3 +274,69 @@ def test_a_withdrawn_pin_is_never_released_to_the_next_holder(login, services):
     op.submit(instance_id, {"action": "next", "holder": str(holder_id(services, "E2"))})
     page = op.order_page(instance_id)
     assert "PIN was already given out" in page and card(services, "TC-000001") == ("unassigned", None)
+
+
+def deploy_assign_options(services, tmp_path, several: bool, puk: bool) -> None:
+    """The admin changes TempCardsProcAssignOptions (a new version, used by processes started later)."""
+    script = tmp_path / "TempCardsProcAssignOptions"
+    script.write_text(f"several_cards_per_holder = {several}\npin_letter_shows_puk = {puk}\n")
+    bootstrap.deploy(services, "admin", paths=[script])
+
+
+def test_the_options_allow_several_cards_and_a_puk_on_the_letter(login, services, tmp_path):
+    op = login()
+    first = assign(op, services, "TC-000001", "E1")
+    assert "PUK" not in pypdfium2.PdfDocument(print_letter(op, first).data)[0].get_textpage().get_text_range()
+    op.submit(first, {"action": "next"})
+    deploy_assign_options(services, tmp_path, several=True, puk=True)
+    second = assign(op, services, "TC-000002", "E1")
+    text = pypdfium2.PdfDocument(print_letter(op, second).data)[0].get_textpage().get_text_range()
+    puk = re.compile(r"^PUK \(unblocks the card after wrong PINs\)\r?\n[0-9]{8}\r?$", re.MULTILINE)
+    assert puk.search(text), text
+    assert card(services, "TC-000002") == ("assigned", holder_id(services, "E1"))
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("several_cards_per_holder = 2\npin_letter_shows_puk = False\n",
+     "several_cards_per_holder: must be True or False, not 2"),
+    ("several_cards_per_holder = False\npin_letter_shows_puk = False\npin_letter_shows_pin = True\n",
+     "pin_letter_shows_pin: unknown option"),
+    ("several_cards_per_holder = False\n", "pin_letter_shows_puk: missing"),
+])
+def test_bad_assignment_options_are_refused_at_deploy(services, tmp_path, text, reason):
+    script = tmp_path / "TempCardsProcAssignOptions"
+    script.write_text(text)
+    with pytest.raises(DeployError, match=re.escape(reason)):
+        bootstrap.deploy(services, "admin", paths=[script])
+
+
+def test_only_the_assigning_operator_prints_the_letter(login, services):
+    op = login()
+    instance_id = assign(op, services, "TC-000001", "E1")
+    other = login("op2")
+    refused = other.post(f"/orders/{instance_id}/pin-letter", page="/search")
+    assert refused.status_code == 403 and "This order belongs to op" in refused.get_data(as_text=True)
+    auditor = login("aud", "auditor")
+    assert auditor.post(f"/orders/{instance_id}/pin-letter", page="/search").status_code == 403
+    for bogus in ("no-such-instance", "x" * 300):
+        response = op.post(f"/orders/{bogus}/pin-letter", page="/search")
+        assert response.status_code == 404 and "Nothing was printed" in response.get_data(as_text=True)
+    unsent = op.client.post(f"/orders/{instance_id}/pin-letter")  # no CSRF token
+    assert unsent.status_code == 400
+    # A process that holds no card (a batch order) has no PIN letter.
+    batch = op.start()
+    op.order_page(batch)
+    response = op.post(f"/orders/{batch}/pin-letter", page="/search")
+    assert response.status_code == 409 and "holds no card" in response.get_data(as_text=True)
+    # The refusals printed nothing: the assigning operator still gets the letter, once.
+    assert print_letter(op, instance_id).status_code == 200
+
+
+def test_hostile_holder_searches_are_shown_as_typed_and_match_nothing(login, services):
+    op = login()
+    instance_id = start_on_card(op, "TC-000001", "TempCardsProcAssign")
+    for typed in ("<script>alert(1)</script>", "' OR 1=1 --", "%", "x" * 500):
+        page = op.order_page(instance_id, holder_q=typed, holder_after="1; DROP TABLE holders")
+        assert "<script>alert(1)" not in page and "No holder matches" in page
+    page = op.order_page(instance_id, holder_after="99999999999999999999999")
+    assert "Ada Lovelace" in page
