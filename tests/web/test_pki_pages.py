@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
+from sqlalchemy import text
 
 from engine.web.app import create_app
 from tasks.cardsdk.ca import ca_folder
@@ -100,3 +101,17 @@ def test_without_a_ca_the_pages_say_so_and_ocsp_says_try_later(services):
     assert missing.status_code == 404 and "cardflow ca init" in missing.get_data(as_text=True)
     assert client.get("/pki/crl").status_code == 404
     assert status_of(client.post("/pki/ocsp", data=b"\x30\x00")) == ocsp.OCSPResponseStatus.TRY_LATER
+
+
+def test_a_database_that_fails_is_an_internal_error_status_not_a_500(client, ca, services):
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    issued = ca.issue(key, "TC-000001", "PIV Authentication", 14, "web-3")
+    request = ocsp.OCSPRequestBuilder().add_certificate(issued, ca.certificate, hashes.SHA1()).build()
+    with services.db.begin() as connection:
+        connection.execute(text("ALTER TABLE issued_certificates RENAME TO issued_certificates_away"))
+    try:
+        response = client.post("/pki/ocsp", data=request.public_bytes(serialization.Encoding.DER))
+        assert status_of(response) == ocsp.OCSPResponseStatus.INTERNAL_ERROR
+    finally:
+        with services.db.begin() as connection:
+            connection.execute(text("ALTER TABLE issued_certificates_away RENAME TO issued_certificates"))
