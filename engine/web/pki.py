@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("pki", __name__, url_prefix="/pki")
 PKI_KEY = "cardflow_pki"
+PKI_FAILED_KEY = "cardflow_pki_failed"
+# A CA that could not be loaded (not set up, wrong passphrase) is tried again after this long, so
+# anonymous requests neither decrypt the key nor log a warning each time.
+RETRY_SECONDS = 30.0
 _lock = threading.Lock()
 
 
@@ -43,7 +48,8 @@ def _responder() -> OcspResponder | None:
         return cached
     with _lock:
         cached = current_app.extensions.get(PKI_KEY)
-        if cached is None:
+        failed_at = current_app.extensions.get(PKI_FAILED_KEY)
+        if cached is None and (failed_at is None or time.monotonic() - failed_at > RETRY_SECONDS):
             settings = services().settings
             try:
                 config = load_certificate_profiles(settings.certificate_profiles, settings.public_base_url)
@@ -51,6 +57,7 @@ def _responder() -> OcspResponder | None:
                              config)
             except (CardSdkError, ValueError) as error:
                 log.warning("the PKI pages cannot serve: %s", error)
+                current_app.extensions[PKI_FAILED_KEY] = time.monotonic()
                 return None
             cached = current_app.extensions[PKI_KEY] = OcspResponder(ca)
     return cached
