@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -165,6 +166,7 @@ class LocalCA:
         self._passphrase = passphrase.encode()
         self._authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
         self._responder: tuple[PrivateKeyTypes, x509.Certificate] | None = None
+        self._responder_lock = threading.Lock()
 
     @staticmethod
     def init(folder: Path, passphrase: str, common_name: str | None = None,
@@ -350,16 +352,20 @@ class LocalCA:
         Short-lived, as a nocheck certificate should be: renewed once a third of its life is left.
         """
         now = datetime.now(UTC)
-        if self._responder is not None and not self._renewal_due(self._responder[1], now):
-            return self._responder
-        path = self.folder / RESPONDER_FILE
-        pair = self._load_pair(path) if path.exists() else None
-        if pair is None or self._renewal_due(pair[1], now):
-            self._own_certificate(path, self._responder_certificate, RESPONDER_REF,
-                                  _RESPONDER_PROFILE, replace=pair is not None)
-            pair = self._load_pair(path)
-        self._responder = pair
-        return pair
+        cached = self._responder
+        if cached is not None and not self._renewal_due(cached[1], now):
+            return cached
+        with self._responder_lock:  # the console's threads renew it once, not each
+            if self._responder is not cached:
+                return self._responder
+            path = self.folder / RESPONDER_FILE
+            pair = self._load_pair(path) if path.exists() else None
+            if pair is None or self._renewal_due(pair[1], now):
+                self._own_certificate(path, self._responder_certificate, RESPONDER_REF,
+                                      _RESPONDER_PROFILE, replace=pair is not None)
+                pair = self._load_pair(path)
+            self._responder = pair
+            return pair
 
     def _renewal_due(self, certificate: x509.Certificate, now: datetime) -> bool:
         life = certificate.not_valid_after_utc - certificate.not_valid_before_utc
