@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import html
 import threading
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from engine.db import unit_of_work
 from engine.store import AuditEvent, Definition, Instance
 from tasks.card_holds import CardHold
+from tasks.card_life import expire_cards
 from tasks.cardsdk.records import IssuedCertificate
-from tasks.store import Card, CardEvent
+from tasks.store import Card, CardEvent, utcnow
 from tests.web.console_steps import card_states, count, title
 
 LOCK = "TempCardsProcLock"
@@ -229,3 +231,20 @@ def test_batch_orders_lists_other_open_processes_apart(produced):
     page = produced.get("/batch-orders").get_data(as_text=True)
     others = page.split('id="other-heading"')[1].split("</section>")[0]
     assert "Lock temporary card" in others and "waiting for you: Lock temporary card" in others
+
+
+def test_a_card_that_expired_meanwhile_stops_the_lock_and_cancel_frees_it(produced, services):
+    instance_id = start_on_card(produced, CARD, LOCK).headers["Location"].rsplit("/", 1)[-1]
+    with unit_of_work(services.sessions) as session:
+        session.execute(update(Card).where(Card.number == CARD)
+                        .values(valid_until=utcnow() - timedelta(days=1)))
+    assert expire_cards(services.sessions) == 1
+    assert produced.submit(instance_id, {"action": "next", "reason": "Lost"}).status_code == 303
+    stopped = html.unescape(produced.order_page(instance_id))
+    assert "Card TC-000010 is expired; it cannot become locked." in stopped
+    assert card_states(services)[CARD] == "expired" and count(services, CardHold) == 1
+
+    assert produced.post(f"/orders/{instance_id}/cancel", page=f"/orders/{instance_id}").status_code == 303
+    assert count(services, CardHold) == 0 and card_states(services)[CARD] == "expired"
+    with unit_of_work(services.sessions) as session:
+        assert session.get(Instance, instance_id).status == "cancelled"
