@@ -13,6 +13,7 @@ them like the tests do and stops them afterwards).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import tempfile
 import time
 from contextlib import contextmanager
@@ -131,7 +132,11 @@ def main() -> None:
     """Print the table: per card, then per certificate and the ratio to the same run's baseline."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, default=3, help="cards per case")
-    rows = bench(parser.parse_args().cards)
+    cards = parser.parse_args().cards
+    # One pcscd and one vpcd port a machine: wait for the pcscd tests' turn, as they do.
+    with open(Path(tempfile.gettempdir()) / "cardflow-pcscd-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = bench(cards)
     header = ("objects", "certs", "cards", "total ms", "APDU ms", "CA ms", "objects ms", "DB ms", "ms/cert",
               "x baseline")
     widths = (8, 5, 5, 9, 8, 7, 10, 6, 8, 10)
