@@ -77,15 +77,7 @@ def test_an_order_of_cards_gets_distinct_secrets(encoder, custody, make_job):
 
 def test_rsa_profile_and_aes_management_key(ca, custody, make_job):
     for profile, algorithm in (("piv-3des-rsa", "3DES"), ("piv-aes192-p256", "AES192")):
-        source = VirtualCardSource()
-        original = source.next_card
-
-        def blank_card(algorithm=algorithm, original=original):
-            transport = original()
-            transport.card.management_algorithm = algorithm
-            return transport
-
-        source.next_card = blank_card
+        source = VirtualCardSource(profiles.get(profile))
         encoder = Encoder(source, ca, custody, profiles.get(profile))
         job = make_job(5, attempt_ref=f"{profile}-1", certificates=("PIV Authentication",))
         encoder.encode(job)

@@ -284,3 +284,18 @@ def test_a_profile_file_that_is_not_a_json_object_is_refused(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match="card profile file broken.json"):
         profiles.get(str(path))
+
+
+def test_a_blank_card_generates_only_its_stocks_key_algorithms():
+    from tasks.cardsdk.piv import profiles
+
+    card = VirtualPivCard.blank(profiles.get("piv-aes128-p256"))  # three slots, P-256 only
+    client = PivClient(card.transmit)
+    client.select()
+    client.authenticate(bytes.fromhex("000102030405060708090a0b0c0d0e0f"), "AES128")
+    for slot, algorithm, status in ((0x9A, "RSA2048", 0x6A80), (0x9D, "P256", 0x6A86)):
+        with pytest.raises(StatusWordError) as refused:
+            client.generate_key(slot, algorithm)
+        assert refused.value.sw == status
+    client.generate_key(0x9E, "P256")
+    assert VirtualPivCard.from_json(card.to_json()).slot_algorithms == {0x9A: 0x11, 0x9C: 0x11, 0x9E: 0x11}

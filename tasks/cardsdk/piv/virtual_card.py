@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from tasks.cardsdk.piv import card_keys, mgmt_key
 from tasks.cardsdk.piv.apdu import Command, parse_command, parse_tlv, tlv
 from tasks.cardsdk.piv.errors import MalformedResponseError
-from tasks.cardsdk.piv.profiles import ALGORITHMS, DEFAULT_MANAGEMENT_KEY, PIV_AID, CardProfile
+from tasks.cardsdk.piv.profiles import ALGORITHMS, DEFAULT_MANAGEMENT_KEY, PIV_AID, SLOTS, CardProfile
 
 PIV_RID = PIV_AID[:5]
 # T=1, historical bytes: category 80, issuer data "cardflow" (so no OpenSC driver claims it by ATR).
@@ -66,6 +66,8 @@ class VirtualPivCard:
     puk_retries: int = FACTORY_TRIES
     authentication: str = "any"
     management_key_change: str = "yubikey"
+    # Key slot -> the one algorithm id it generates (the stock's key algorithms); None: any slot, any.
+    slot_algorithms: dict[int, int] | None = None
 
     @classmethod
     def blank(cls, profile: CardProfile) -> VirtualPivCard:
@@ -81,6 +83,8 @@ class VirtualPivCard:
             management_key=profile.management_key,
             authentication=profile.authentication,
             management_key_change=profile.management_key_change,
+            slot_algorithms={SLOTS[name]["slot"]: ALGORITHMS[algorithm]
+                             for name, algorithm in profile.slot_algorithms.items()},
         )
 
     def __post_init__(self) -> None:
@@ -263,6 +267,11 @@ class VirtualPivCard:
             raise _Status(0x6A86)
         template = dict(parse_tlv(command.data)).get(0xAC)
         algorithm = dict(parse_tlv(template)).get(0x80) if template is not None else None
+        if self.slot_algorithms is not None:
+            if command.p2 not in self.slot_algorithms:
+                raise _Status(0x6A86)  # this stock has no such key slot
+            if algorithm != bytes([self.slot_algorithms[command.p2]]):
+                raise _Status(0x6A80)
         try:
             self.keys[command.p2], public_key = card_keys.generate(algorithm)
         except card_keys.BadKeyRequest:
@@ -397,6 +406,8 @@ class VirtualPivCard:
                 "puk_retries": self.puk_retries,
                 "authentication": self.authentication,
                 "management_key_change": self.management_key_change,
+                "slot_algorithms": None if self.slot_algorithms is None else {
+                    f"{slot:02X}": algorithm for slot, algorithm in self.slot_algorithms.items()},
             }
         )
 
@@ -420,6 +431,8 @@ class VirtualPivCard:
             puk_retries=data.get("puk_retries", FACTORY_TRIES),
             authentication=data.get("authentication", "any"),
             management_key_change=data.get("management_key_change", "yubikey"),
+            slot_algorithms=None if data.get("slot_algorithms") is None else {
+                int(slot, 16): algorithm for slot, algorithm in data["slot_algorithms"].items()},
         )
 
 
