@@ -21,6 +21,7 @@ from engine.users import add_user, random_password
 from engine.versions import KINDS, VersionError, list_versions
 from engine.versions import rollback as versions_rollback
 from tasks.cardsdk import commands as cardsdk_commands
+from tasks.cardsdk.card_identity import CardIdentityConfigError
 from tasks.cardsdk.pki_config import PkiConfigError
 
 
@@ -66,6 +67,8 @@ class CardflowGroup(click.Group):
             raise click.ClickException(f"the database is not ready ({reason}); run 'cardflow init' "
                                        "and check CARDFLOW_DATABASE_URL") from None
         except PkiConfigError as error:  # CARDFLOW_PUBLIC_BASE_URL or the certificate profiles file
+            raise click.ClickException(str(error)) from None
+        except CardIdentityConfigError as error:  # CARDFLOW_FASCN_AGENCY_CODE or _SYSTEM_CODE
             raise click.ClickException(str(error)) from None
 
 

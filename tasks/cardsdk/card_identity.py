@@ -21,6 +21,10 @@ ISSUES_PER_CARD = 90
 NON_FEDERAL_AGENCY = "9999"
 
 
+class CardIdentityConfigError(ValueError):
+    """The FASC-N agency or system code in the configuration is not four digits."""
+
+
 @dataclass(frozen=True)
 class CardIdentity:
     """What an attempt records and the chip carries; ``fascn`` is None when it cannot be made
@@ -49,7 +53,7 @@ class CardIdentityIssuer:
         for name, value in (("CARDFLOW_FASCN_AGENCY_CODE", self.agency_code),
                             ("CARDFLOW_FASCN_SYSTEM_CODE", self.system_code)):
             if not (isinstance(value, str) and len(value) == 4 and value.isascii() and value.isdigit()):
-                raise ValueError(f"{name} must be 4 digits (0000 to 9999), not {value!r}.")
+                raise CardIdentityConfigError(f"{name} must be 4 digits (0000 to 9999), not {value!r}.")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> CardIdentityIssuer:

@@ -178,3 +178,18 @@ def test_the_default_stock_refuses_the_factory_key_after_encoding(encoder, custo
     with pytest.raises(WrongFactoryKeyError):
         client.authenticate(profiles.get("piv-3des-p256").management_key, "3DES")
     client.authenticate(custody.management_key(22), "3DES")
+
+
+@pytest.mark.parametrize("code", ["12", "99999", "12a4"])
+def test_the_cli_says_which_fascn_setting_is_wrong(tmp_path, code):
+    from click.testing import CliRunner
+
+    from engine.cli import main
+    from engine.config import PROJECT_ROOT
+
+    env = {"CARDFLOW_INSTANCE_PATH": str(tmp_path / "instance"), "CARDFLOW_SOURCE_PATH": str(PROJECT_ROOT),
+           "CARDFLOW_FASCN_SYSTEM_CODE": code}
+    result = CliRunner().invoke(main, ["init"], env=env)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a message, no trace
+    assert f"CARDFLOW_FASCN_SYSTEM_CODE must be 4 digits (0000 to 9999), not '{code}'." in result.output
+    assert "Traceback" not in result.output
