@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 from flask import Blueprint, Response, abort, current_app, request
@@ -86,13 +87,24 @@ def crl():
     if responder is None:
         _no_ca()
     with read_only(services().sessions) as session:
-        stored = responder.ca.stored_crl(session)
-    if stored is None or stored[1] <= datetime.now(UTC):
-        der = responder.ca.current_crl()
-    else:
-        der = stored[0]
+        head = responder.ca.stored_crl_number(session)
+        fresh = head is not None and head[1] > datetime.now(UTC)
+        if fresh and request.if_none_match.contains(str(head[0])):
+            # A client polling for a new CRL gets "not modified" without 5 MB of unchanged bytes.
+            return _crl_response(Response(status=304), head[0])
+        stored = responder.ca.stored_crl(session) if fresh else None
+    der = stored[0] if stored is not None else responder.ca.current_crl()
+    number = x509.load_der_x509_crl(der).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number \
+        if stored is None else head[0]
     response = Response(der, mimetype="application/pkix-crl")
     response.headers["Content-Disposition"] = "attachment; filename=crl.crl"
+    return _crl_response(response, number)
+
+
+def _crl_response(response: Response, number: int) -> Response:
+    """The CRL number is its ETag; caches keep it but ask again each time (a revocation is news)."""
+    response.set_etag(str(number))
+    response.headers["Cache-Control"] = "public, no-cache"
     return response
 
 

@@ -484,6 +484,12 @@ class LocalCA:
         self.publish_crl()
         return True
 
+    def stored_crl_number(self, session: Session) -> tuple[int, datetime] | None:
+        """The stored CRL's number and nextUpdate, without its bytes (for a conditional GET)."""
+        row = session.execute(select(PublishedCrl.number, PublishedCrl.next_update)
+                              .where(PublishedCrl.id == CRL_ROW)).first()
+        return None if row is None else (row.number, _utc(row.next_update))
+
     def stored_crl(self, session: Session) -> tuple[bytes, datetime] | None:
         """The current CRL (DER) and its nextUpdate, as stored; None when none was published yet."""
         row = session.execute(select(PublishedCrl.der, PublishedCrl.next_update)

@@ -115,3 +115,18 @@ def test_a_database_that_fails_is_an_internal_error_status_not_a_500(client, ca,
     finally:
         with services.db.begin() as connection:
             connection.execute(text("ALTER TABLE issued_certificates_away RENAME TO issued_certificates"))
+
+
+def test_a_client_polling_the_crl_gets_not_modified_until_a_revocation(client, ca):
+    first = client.get("/pki/crl")
+    number = x509.load_der_x509_crl(first.data).extensions.get_extension_for_class(x509.CRLNumber).value
+    assert first.headers["ETag"] == f'"{number.crl_number}"'
+    assert first.headers["Cache-Control"] == "public, no-cache"
+    unchanged = client.get("/pki/crl", headers={"If-None-Match": first.headers["ETag"]})
+    assert unchanged.status_code == 304 and unchanged.data == b""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    ca.issue(key, "TC-000001", "PIV Authentication", 14, "web-4")
+    ca.revoke_attempt("web-4", "misprint")
+    changed = client.get("/pki/crl", headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]
+    assert len(x509.load_der_x509_crl(changed.data)) == 1
