@@ -77,7 +77,9 @@ def security_object(written: list[tuple[int, bytes]], key: SigningKey, certifica
 
     Data group n is the n-th object written; the mapping (tag BA) pairs each number with the
     object's container id, and the signed LDS Security Object (tag BB) holds the SHA-256 of each
-    object's content exactly as GET DATA returns it inside tag 53.
+    object's content exactly as GET DATA returns it inside tag 53. The signer's certificate is the
+    CHUID's (same content signer): leaving it out keeps the object within the 1336 bytes every PIV
+    card must hold for it (SP 800-73-4 part 1, appendix A), with four certificates on the card.
     """
     if len(written) < 2:
         raise ValueError("an LDS Security Object covers at least two data objects")
@@ -91,5 +93,5 @@ def security_object(written: list[tuple[int, bytes]], key: SigningKey, certifica
             for number, (_tag, content) in enumerate(written, start=1)],
     })
     signed = cms_signing.sign(lds.dump(), cms_signing.ID_ICAO_LDS_SECURITY_OBJECT, key, certificate,
-                              detached=False)
+                              detached=False, with_certificate=False)
     return tlv(0xBA, mapping) + tlv(0xBB, signed) + tlv(0xFE, b"")

@@ -1,8 +1,10 @@
 """CMS SignedData as PIV signs its data objects (SP 800-73-4, FIPS 201-3 4.2.1 and 4.2.6).
 
-One signer, identified by issuer and serial number, whose certificate travels in the message;
-signed attributes content type, message digest and pivSigner-DN; SHA-256. The CHUID's signature
-is detached (its content is the CHUID itself), the Security Object's encapsulates its content.
+One signer, identified by issuer and serial number; signed attributes content type, message
+digest and pivSigner-DN; SHA-256. The CHUID's signature is detached (its content is the CHUID
+itself) and carries the signer's certificate; the Security Object's encapsulates its content and
+leaves the certificate to the CHUID, as a relying party takes it from there for every object the
+same signer signed.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def sign(content: bytes, content_type: str, key: SigningKey, certificate: x509.Certificate,
-         detached: bool) -> bytes:
-    """A DER ContentInfo holding SignedData over ``content`` by ``key`` (``certificate``'s key)."""
+         detached: bool, with_certificate: bool = True) -> bytes:
+    """A DER ContentInfo holding SignedData over ``content`` by ``key`` (``certificate``'s key),
+    with ``certificate`` in it unless ``with_certificate`` is false."""
     signer = _parsed(certificate.public_bytes(serialization.Encoding.DER))
     attributes = cms.CMSAttributes([
         cms.CMSAttribute({"type": "content_type", "values": [content_type]}),
@@ -55,14 +58,16 @@ def sign(content: bytes, content_type: str, key: SigningKey, certificate: x509.C
     encapsulated = {"content_type": content_type}
     if not detached:
         encapsulated["content"] = core.ParsableOctetString(content)
-    signed_data = cms.SignedData({
+    fields = {
         # Version 3: the encapsulated content is not id-data (RFC 5652 5.1).
         "version": "v3",
         "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
         "encap_content_info": cms.EncapsulatedContentInfo(encapsulated),
-        "certificates": [signer],
         "signer_infos": [signer_info],
-    })
+    }
+    if with_certificate:
+        fields["certificates"] = [signer]
+    signed_data = cms.SignedData(fields)
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
 
 

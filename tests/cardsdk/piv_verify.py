@@ -53,8 +53,10 @@ class Signed:
 
 
 def verify_signed_data(der: bytes, ca: x509.Certificate, content_type: str,
-                       detached_content: bytes | None = None) -> Signed:
-    """Check a ContentInfo/SignedData as a relying party does; AssertionError on any fault."""
+                       detached_content: bytes | None = None,
+                       known_signer: x509.Certificate | None = None) -> Signed:
+    """Check a ContentInfo/SignedData as a relying party does; AssertionError on any fault. A
+    message without certificates is checked against ``known_signer`` (the CHUID's signer)."""
     info = cms.ContentInfo.load(der)
     assert info["content_type"].native == "signed_data"
     signed = info["content"]
@@ -65,7 +67,8 @@ def verify_signed_data(der: bytes, ca: x509.Certificate, content_type: str,
     else:
         assert encapsulated.native is None, "the CHUID's signature must be detached"
         content = detached_content
-    certificates = [x509.load_der_x509_certificate(choice.chosen.dump()) for choice in signed["certificates"]]
+    certificates = [x509.load_der_x509_certificate(choice.chosen.dump())
+                    for choice in (signed["certificates"] or [])] or [known_signer]
     assert len(signed["signer_infos"]) == 1
     signer_info = signed["signer_infos"][0]
     sid = signer_info["sid"].chosen
@@ -90,25 +93,29 @@ def verify_signed_data(der: bytes, ca: x509.Certificate, content_type: str,
 
 
 def verify_chuid(chuid: bytes, ca: x509.Certificate) -> dict[int, bytes]:
-    """Check the CHUID's issuer signature over everything before tag 3E; returns its elements."""
+    """Check the CHUID's issuer signature over everything before tag 3E; returns its elements
+    and, under key ``"signer"``, the content signer's certificate."""
     elements = parse_tlv(chuid)
     tags = [tag for tag, _ in elements]
     assert tags == [0x30, 0x34, 0x35, 0x3E, 0xFE], tags
     # FASC-N, GUID and expiry are short TLVs (one tag byte, one length byte each).
     signed_part = chuid[:sum(2 + len(value) for _, value in elements[:3])]
-    verify_signed_data(dict(elements)[0x3E], ca, CHUID_TYPE, detached_content=signed_part)
-    return dict(elements)
+    signed = verify_signed_data(dict(elements)[0x3E], ca, CHUID_TYPE, detached_content=signed_part)
+    return {**dict(elements), "signer": signed.signer}
 
 
 def verify_security_object(security_object: bytes, ca: x509.Certificate, read_object) -> dict[int, int]:
-    """Check the Security Object's signature and every hash against the objects ``read_object(tag)``
-    returns from the card; returns data group number -> object tag."""
+    """Check the Security Object's signature (by the CHUID's signer, whose certificate the CHUID
+    carries) and every hash against the objects ``read_object(tag)`` returns from the card;
+    returns data group number -> object tag."""
     elements = dict(parse_tlv(security_object))
     mapping = elements[0xBA]
     assert len(mapping) % 3 == 0
     groups = {mapping[i]: OBJECTS[int.from_bytes(mapping[i + 1:i + 3], "big")]
               for i in range(0, len(mapping), 3)}
-    signed = verify_signed_data(elements[0xBB], ca, LDS_TYPE)
+    assert len(security_object) <= 1336, "larger than every PIV card must hold"
+    chuid_signer = verify_chuid(read_object(0x5FC102), ca)["signer"]
+    signed = verify_signed_data(elements[0xBB], ca, LDS_TYPE, known_signer=chuid_signer)
     lds = LdsSecurityObject.load(signed.content).native
     assert lds["version"] == 0 and lds["hash_algorithm"]["algorithm"] == "sha256"
     hashes_by_group = {entry["number"]: entry["hash"] for entry in lds["hashes"]}
