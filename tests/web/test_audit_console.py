@@ -269,8 +269,9 @@ def test_the_order_page_shows_versions_options_attempts_and_trail(login, service
     auditor = login("aud", "auditor")
     page = auditor.get("/audit/orders/1").text
     with unit_of_work(services.sessions) as session:
-        process = session.scalar(select(Definition))
-        options = session.scalar(select(OptionVersion))
+        process = session.scalar(select(Definition)
+                                 .where(Definition.process_id == "TempCardsBoProcIssueMultiple"))
+        options = session.scalar(select(OptionVersion).where(OptionVersion.name == "TempCardsScriptOptions"))
         serials = {(attempt.card_id, attempt.attempt): attempt.physical_serial
                    for attempt in session.scalars(select(ProductionAttempt))}
     assert f'title="{process.content_hash}">{process.content_hash[:12]}</code>' in page
