@@ -65,6 +65,10 @@ def test_history_shows_the_misprint_the_spoiled_card_and_its_revoked_certificate
     assert spoiled.physical_serial in attempts[0] and "virtual" in attempts[0]
     assert attempts[1].startswith(f"Order 1, attempt 2 produced {remade.physical_serial}")
     assert "spoiled" not in attempts[1]
+    # Each physical card's own GUID and FASC-N, as a door system registers it.
+    for attempt, row in zip((spoiled, remade), attempts, strict=True):
+        assert f"GUID {attempt.card_uuid} FASC-N {attempt.fascn}" in row
+    assert spoiled.card_uuid != remade.card_uuid and spoiled.fascn != remade.fascn
 
     # Every encoded card carries PIV Authentication and Card Authentication (FIPS 201-3).
     assert [(c.certificate_type, c.revoked_at is not None) for c in certificates] == [
