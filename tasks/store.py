@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tasks.cardsdk.fascn import Fascn
+
 
 def utcnow() -> datetime:
     """Timezone-aware now."""
@@ -185,6 +187,11 @@ class ProductionAttempt(Base):
     # for attempts made before cards had an identity of their own.
     card_uuid: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     fascn: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    @property
+    def fascn_readable(self) -> str | None:
+        """The FASC-N with its fields apart (9999-9999-000010-1-1-...), for pages."""
+        return Fascn.from_digits(self.fascn).readable if self.fascn else None
 
 
 class RevocationRequest(Base):

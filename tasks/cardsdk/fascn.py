@@ -56,6 +56,12 @@ class Fascn:
         """The 32 digits in packing order (how the attempt records it, readable and searchable)."""
         return "".join(getattr(self, name) for name, _ in FIELDS)
 
+    @property
+    def readable(self) -> str:
+        """The fields apart, as a person compares them with a door system's records:
+        agency-system-credential-series-issue-person-category-organisation-association."""
+        return "-".join(getattr(self, name) for name, _ in FIELDS)
+
     @classmethod
     def from_digits(cls, digits: str) -> Fascn:
         """The inverse of ``digits``."""

@@ -67,7 +67,9 @@ def test_history_shows_the_misprint_the_spoiled_card_and_its_revoked_certificate
     assert "spoiled" not in attempts[1]
     # Each physical card's own GUID and FASC-N, as a door system registers it.
     for attempt, row in zip((spoiled, remade), attempts, strict=True):
-        assert f"GUID {attempt.card_uuid} FASC-N {attempt.fascn}" in row
+        assert f"GUID {attempt.card_uuid} FASC-N {attempt.fascn_readable}" in row
+    assert spoiled.fascn_readable.startswith("9999-9999-000010-0-1-")  # series 0, then 1
+    assert remade.fascn_readable.startswith("9999-9999-000010-1-1-")
     assert spoiled.card_uuid != remade.card_uuid and spoiled.fascn != remade.fascn
 
     # Every encoded card carries PIV Authentication and Card Authentication (FIPS 201-3).
