@@ -107,6 +107,9 @@ def assign(session: Session, step: Step, holder_value: object, options: dict[str
     except CardflowError as error:
         return {"ok": False, "error": str(error)}
     card = held_card(session, step.instance_id)
+    done = open_assignment(session, card.id)
+    if card.state == CardState.ASSIGNED and done is not None and done.instance_id == step.instance_id:
+        return {"ok": True, "error": None, "holder_id": done.holder_id}  # this step ran before a crash
     holder = session.scalar(select(Holder).where(Holder.id == holder_id).with_for_update())
     several = bool(assign_options(options)["several_cards_per_holder"])
     problem = assignment_problem(session, card, holder, several)
@@ -155,6 +158,10 @@ def withdraw(session: Session, step: Step) -> dict:
     """Take the instance's card back from its holder: unassigned, certificates queued for
     revocation in this transaction (drained right after, and by every host's sweeper)."""
     card = held_card(session, step.instance_id)
+    if card.state == CardState.UNASSIGNED and card.holder_id is None:
+        # The process started on an assigned card and has held it since: only this step, run
+        # before a crash, can have unassigned it (its revocations were queued with it).
+        return {"withdrawn": True, "revocations": 0}
     if card.state != CardState.ASSIGNED:
         raise CardflowError(f"Card {card.number} is {card.state}; only an assigned card can be withdrawn.")
     holder = _end_assignment(session, card, step, "Withdrawn.")

@@ -34,6 +34,19 @@ def register_holder_widgets(registry: WidgetRegistry) -> None:
     registry.register("held_card", HeldCard())
 
 
+def _without_card(render):
+    """Draw a card widget, or say plainly that the process holds no card (it was not started on
+    one), instead of failing the whole page."""
+
+    def draw(self, ctx: WidgetContext) -> Markup:
+        try:
+            return render(self, ctx)
+        except FormError as error:
+            return Markup('<p class="notice error" role="alert">{}</p>').format(str(error))
+
+    return draw
+
+
 def _card(ctx: WidgetContext) -> Any:
     """The card the instance holds; FormError when it holds none (it was not started on a card)."""
     try:
@@ -45,6 +58,7 @@ def _card(ctx: WidgetContext) -> Any:
 class HolderPicker:
     """Search holders (name start or identifier), page through them, pick one active holder."""
 
+    @_without_card
     def render(self, ctx: WidgetContext) -> Markup:
         """The card, what is wrong (the post's problem, or the assignment's refusal), the search
         (by GET, in the task-query form), the holders with a radio button each, and Next holders."""
@@ -99,6 +113,7 @@ class PinLetter:
     only said to be printed. Next needs the letter printed; Cancel before printing undoes the
     assignment (the process's own step)."""
 
+    @_without_card
     def render(self, ctx: WidgetContext) -> Markup:
         """Card, holder, and the Print PIN letter button (or when it was printed, and by whom)."""
         card = _card(ctx)
@@ -132,7 +147,9 @@ class PinLetter:
 class HeldCard:
     """The card the process works on: number, state, valid until, and its holder."""
 
+    @_without_card
     def render(self, ctx: WidgetContext) -> Markup:
+        """The card, its state and validity, its holder and since when."""
         card = _card(ctx)
         holder = ctx.session.get(Holder, card.holder_id) if card.holder_id else None
         assignment = open_assignment(ctx.session, card.id)

@@ -16,6 +16,8 @@ from engine import bootstrap
 from engine.db import unit_of_work
 from engine.deploy_errors import DeployError
 from engine.store import AuditEvent
+from tasks import card_assignment
+from tasks.card_assignment import Step
 from tasks.cardsdk.ca import LocalCA, ca_folder
 from tasks.cardsdk.custody import Custody, load_or_create_key
 from tasks.cardsdk.encoder import Encoder
@@ -340,3 +342,27 @@ def test_hostile_holder_searches_are_shown_as_typed_and_match_nothing(login, ser
         assert "<script>alert(1)" not in page and "No holder matches" in page
     page = op.order_page(instance_id, holder_after="99999999999999999999999")
     assert "Ada Lovelace" in page
+
+
+def test_assign_and_withdraw_steps_run_again_after_a_crash_change_nothing_more(login, services):
+    """A host that died after a step committed and before the engine saved it runs the step again."""
+    op = login()
+    instance_id = assign(op, services, "TC-000001", "E1")
+    step = Step(instance_id, "op", "TempCardsProcAssign", 1)
+    with unit_of_work(services.sessions) as session:
+        again = card_assignment.assign(session, step, holder_id(services, "E1"), {})
+    assert again == {"ok": True, "error": None, "holder_id": holder_id(services, "E1")}
+    print_letter(op, instance_id)
+    op.submit(instance_id, {"action": "next"})
+
+    withdrawing = start_on_card(op, "TC-000001", "TempCardsProcWithdraw")
+    op.order_page(withdrawing)
+    step = Step(withdrawing, "op", "TempCardsProcWithdraw", 1)
+    with unit_of_work(services.sessions) as session:
+        assert card_assignment.withdraw(session, step)["withdrawn"]
+    with unit_of_work(services.sessions) as session:
+        assert card_assignment.withdraw(session, step) == {"withdrawn": True, "revocations": 0}
+        events = session.scalars(select(CardEvent.reason).where(CardEvent.card_id == 1)).all()
+        assignments = session.scalars(select(Assignment).where(Assignment.card_id == 1)).all()
+    assert sum(reason.startswith("Withdrawn from") for reason in events) == 1
+    assert len(assignments) == 1 and assignments[0].end_reason == "Withdrawn."
