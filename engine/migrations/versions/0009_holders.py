@@ -45,10 +45,14 @@ def upgrade() -> None:
     )
     op.create_index('ix_assignments_card_id', 'assignments', ['card_id'], unique=False)
     op.create_index('ix_assignments_holder_id', 'assignments', ['holder_id'], unique=False)
-    with op.batch_alter_table('cards', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('holder_id', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key('fk_cards_holder_id', 'holders', ['holder_id'], ['id'])
-        batch_op.create_index('ix_cards_holder', ['holder_id', 'number'], unique=False)
+    if op.get_bind().dialect.name == 'sqlite':
+        # SQLite adds a column with its reference in place; a batch copy of cards would have to
+        # drop the old table, which the rows of card_events, order_cards... forbid.
+        op.execute('ALTER TABLE cards ADD COLUMN holder_id INTEGER REFERENCES holders (id)')
+    else:
+        op.add_column('cards', sa.Column('holder_id', sa.Integer(), nullable=True))
+        op.create_foreign_key('fk_cards_holder_id', 'cards', 'holders', ['holder_id'], ['id'])
+    op.create_index('ix_cards_holder', 'cards', ['holder_id', 'number'], unique=False)
     with op.batch_alter_table('custody_secrets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('released_at', sa.DateTime(timezone=True), nullable=True))
 
@@ -56,9 +60,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('custody_secrets', schema=None) as batch_op:
         batch_op.drop_column('released_at')
+    op.drop_index('ix_cards_holder', table_name='cards')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint('fk_cards_holder_id', 'cards', type_='foreignkey')
     with op.batch_alter_table('cards', schema=None) as batch_op:
-        batch_op.drop_index('ix_cards_holder')
-        batch_op.drop_constraint('fk_cards_holder_id', type_='foreignkey')
         batch_op.drop_column('holder_id')
     op.drop_index('ix_assignments_holder_id', table_name='assignments')
     op.drop_index('ix_assignments_card_id', table_name='assignments')
