@@ -1,8 +1,11 @@
 """A user task's form: a JSON Schema plus UI hints, loaded into fields and actions, rendered to HTML.
 
 The UI schema names the field order ("ui:order"), each field's widget, title and help, and the
-form's buttons ("ui:actions"). Fields whose widget is not a built-in one are drawn by a named
-widget of the registry (data the form itself cannot hold, such as a paginated card picker).
+form's buttons ("ui:actions"). A button marked ``"complete": false`` does not complete the step:
+the widgets act on it (a selection kept across pages) and the step is drawn again; one that also
+names a widget field (``"field"``) is drawn by that widget, next to what it acts on. Fields whose
+widget is not a built-in one are drawn by a named widget of the registry (data the form itself
+cannot hold, such as a paginated card picker).
 Everything is rendered with autoescape on: form files are admin-authored text. A form file is
 read completely (size, UTF-8, JSON, nesting, a safe schema) by read_form_file, at deploy and in
 the admin's form editor; load_form checks the schema's safety again, for forms stored before.
@@ -50,6 +53,13 @@ class Action:
     label: str
     validate: bool = True
     confirm: str | None = None
+    complete: bool = True  # False: an in-step action, the step waits on
+    field_name: str | None = None  # the widget field that draws the button, instead of the form's bar
+
+    @property
+    def in_bar(self) -> bool:
+        """Whether the form draws this button in its bar of buttons."""
+        return self.field_name is None
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class SchemaForm:
     def action(self, name: str | None) -> Action | None:
         """The action called ``name``, or None when the form has no such button."""
         return next((action for action in self.actions if action.name == name), None)
+
+    def field_actions(self, name: str) -> tuple[Action, ...]:
+        """The in-step buttons the widget of field ``name`` draws."""
+        return tuple(action for action in self.actions if action.field_name == name)
 
     def widget_fields(self) -> list[Field]:
         """Fields drawn and read by a named widget."""
@@ -145,8 +159,13 @@ def load_form(schema: Mapping[str, Any], ui_schema: Mapping[str, Any] | None = N
     required = set(schema.get("required", []))
     fields = tuple(_field(name, properties[name], ui_schema.get(name, {}), name in required)
                    for name in _ordered(properties, ui_schema.get("ui:order", [])))
-    return SchemaForm(schema, ui_schema, schema.get("title"), schema.get("description"), fields,
-                      _actions(ui_schema.get("ui:actions", [])))
+    actions = _actions(ui_schema.get("ui:actions", []))
+    widget_names = {item.name for item in fields if item.kind == "widget"}
+    for action in actions:
+        if action.field_name is not None and action.field_name not in widget_names:
+            raise FormDefinitionError(f'The button "{action.name}" names the field "{action.field_name}", '
+                                      "which is not a field drawn by a widget.")
+    return SchemaForm(schema, ui_schema, schema.get("title"), schema.get("description"), fields, actions)
 
 
 @lru_cache(maxsize=CHECKED_FORMS)
@@ -240,8 +259,14 @@ def _actions(raw: Any) -> tuple[Action, ...]:
     for item in raw:
         if not isinstance(item, Mapping) or not item.get("name") or not item.get("label"):
             raise FormDefinitionError(f'Each of "ui:actions" needs a "name" and a "label"; got {item!r}.')
+        complete, field_name = item.get("complete", True), item.get("field")
+        if not isinstance(complete, bool):
+            raise FormDefinitionError(f'"complete" of the button "{item["name"]}" must be true or false.')
+        if field_name is not None and (complete or not isinstance(field_name, str)):
+            raise FormDefinitionError(f'The button "{item["name"]}": only a button with "complete": false '
+                                      'can name a "field" (a field name) to draw it.')
         actions.append(Action(str(item["name"]), str(item["label"]), bool(item.get("validate", True)),
-                              item.get("confirm")))
+                              item.get("confirm"), complete, field_name))
     names = [action.name for action in actions]
     if len(set(names)) != len(names):
         raise FormDefinitionError('Two of "ui:actions" have the same name.')

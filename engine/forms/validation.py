@@ -2,7 +2,9 @@
 
 Browsers post strings; the schema says what they become. The data handed to the engine is the
 action plus the typed fields, validated with JSON Schema (Draft 2020-12) first. A button whose
-action does not validate (Cancel) sends only the action. Validation reads nothing but the form
+action does not validate (Cancel) sends only the action. A button that does not complete the step
+lets the widgets read the post and store what it asks; the schema, which is about completing the
+step, is not checked then. Validation reads nothing but the form
 itself: its reference registry retrieves nothing (no URL, no file), whatever a stored form says.
 """
 
@@ -19,7 +21,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from engine.forms.schema_form import Action, Field, SchemaForm
-from engine.forms.widgets import FormError
+from engine.forms.widgets import FormError, Redraw
 
 TRUE_VALUES = frozenset({"true", "on", "1", "yes"})
 # An empty registry: a $ref that is not inside the form itself cannot be resolved, never fetched.
@@ -37,6 +39,7 @@ class Submission:
     values: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     form_errors: list[str] = field(default_factory=list)
+    redraw: dict[str, str] | None = None  # an in-step action's query arguments for the step drawn again
 
     @property
     def ok(self) -> bool:
@@ -48,13 +51,17 @@ def read_submission(form: SchemaForm, posted: Any, extract: Extract | None = Non
     """Turn ``posted`` (a multi-dict of strings) into typed, validated data for ``form``.
 
     ``extract`` reads a widget field (it may raise FormError); it is only called for actions
-    that validate, so Cancel never touches what widgets manage.
+    that validate or do not complete the step, so Cancel never touches what widgets manage.
     """
     action = form.action(posted.get("action"))
     if action is None:
         labels = ", ".join(f'"{item.label}"' for item in form.actions)
         return Submission(None, form_errors=[f"Use one of the buttons of this step: {labels}."])
     result = Submission(action, data={"action": action.name})
+    if not action.complete:
+        for item in form.widget_fields():
+            _read_widget(item, action, extract, result)
+        return result
     if not action.validate:
         return result
     for item in form.fields:
@@ -91,7 +98,9 @@ def _read_widget(item: Field, action: Action, extract: Extract | None, result: S
     except FormError as error:
         result.errors[item.name] = str(error)
         return
-    if value is not None:
+    if isinstance(value, Redraw):
+        result.redraw = dict(value.args)
+    elif value is not None:
         result.data[item.name] = value
 
 

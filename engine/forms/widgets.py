@@ -2,18 +2,20 @@
 
 A form field names its widget in the UI schema ("ui:widget": "card_picker"); the composition root
 registers the widgets the product publishes. A widget draws itself and, when its form is posted,
-reads its part of the post and returns the small value that goes into the workflow data.
+reads its part of the post and returns the small value that goes into the workflow data. On a
+button that does not complete the step (an in-step action) it stores what the button asks and
+may return a Redraw: the query arguments the step is drawn again with (another search).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from markupsafe import Markup
 
-from engine.forms.schema_form import Field, FormDefinitionError
+from engine.forms.schema_form import Action, Field, FormDefinitionError
 
 
 class FormError(Exception):
@@ -32,6 +34,16 @@ class WidgetContext:
     form: Any = None  # the posted form (a multi-dict with getlist) when re-drawing after a post
     action: str | None = None  # the posted action, when reading a post
     task_data: Mapping[str, Any] | None = None  # the user task's workflow data (small values only)
+    actions: tuple[Action, ...] = ()  # the in-step buttons this widget draws (the form names them)
+    error: str | None = None  # what the widget's extract refused the post with, when re-drawing it
+    post_url: Callable[..., str] | None = None  # post_url(**args): where a button posts to redraw with args
+
+
+@dataclass(frozen=True)
+class Redraw:
+    """An in-step action's answer: draw the step again with these query arguments."""
+
+    args: Mapping[str, str]
 
 
 class Widget(Protocol):

@@ -22,7 +22,7 @@ from engine.web.audit.keyset import position
 from engine.web.auth import require_order_access, role_required
 from engine.web.context import services
 from engine.web.order_lists import finished_orders, open_orders, read_search
-from engine.web.task_page import order_options, render_task, submit_task
+from engine.web.task_page import order_options, render_task, step_url, submit_task
 from tasks.card_life import instance_card_changes
 from tasks.cards import CARD_NUMBER, MAX_NUMBER_LENGTH
 from tasks.orders import discard_problem
@@ -181,7 +181,8 @@ def status(instance_id: str):
 @bp.route("/orders/<instance_id>/tasks/<task_id>", methods=("POST",), endpoint="submit_task")
 @operator_only
 def submit_task_view(instance_id: str, task_id: str):
-    """Complete the step with the posted form, or re-draw it with what was wrong (nothing changes)."""
+    """Complete the step with the posted form, or re-draw it with what was wrong (nothing changes);
+    a button that does not complete the step stores what it asks and shows the step again."""
     view, task = _owned(instance_id)
     if task is None:
         flash("This step is no longer waiting for input; here is where the order stands now.", "error")
@@ -195,6 +196,8 @@ def submit_task_view(instance_id: str, task_id: str):
         return render_task(view, task, status=409, notice=f"{error} Nothing was changed.")
     if not submission.ok:
         return render_task(view, task, submission, status=400)
+    if not submission.action.complete:
+        return redirect(step_url(instance_id, submission), code=303)
     _settle(instance_id)
     return redirect(url_for("batch_orders.order", instance_id=instance_id), code=303)
 

@@ -1,11 +1,14 @@
 """A user task on screen: draw its form with its widgets; read a post and complete the task.
 
 A post either passes every check (action, schema, widgets) and completes the task, or changes
-nothing: what widgets wrote during the checks is rolled back with the unit of work.
+nothing: what widgets wrote during the checks is rolled back with the unit of work. A button that
+does not complete the step (an in-step action, such as keeping a selection across pages) commits
+what the widgets stored and leaves the task waiting; the step is then drawn again (step_url).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import render_template, request, url_for
@@ -35,13 +38,14 @@ def render_task(view: InstanceView, task: ReadyTask, submission: Submission | No
         order = order_for_instance(session, task.instance_id)
         posted = request.form if submission is not None else None
         action = submission.action.name if submission and submission.action else None
-        markup = {item.name: _widget_markup(item, session, order, task, posted, action)
+        errors = submission.errors if submission else {}
+        markup = {item.name: _widget_markup(form, item, session, order, task, posted, action,
+                                            errors.get(item.name))
                   for item in form.widget_fields()}
         html = render_form(
             form,
             # The search filter travels in the post's URL, so "Select all matching" means this search.
-            action_url=url_for("batch_orders.submit_task", **{
-                **request.args.to_dict(), "instance_id": task.instance_id, "task_id": task.task_id}),
+            action_url=_post_url(task, request.args),
             csrf_token=generate_csrf(),
             values=submission.values if submission else {},
             errors=submission.errors if submission else {},
@@ -105,7 +109,7 @@ def submit_task(task: ReadyTask) -> Submission:
             order = order_for_instance(session, task.instance_id)
 
             def extract(item: Field, action: Action) -> Any:
-                ctx = _context(item, session, order, task, request.form, action.name)
+                ctx = _context(form, item, session, order, task, request.form, action.name)
                 return widgets().get(item.widget).extract(request.form, ctx)
 
             submission = read_submission(form, request.form, extract)
@@ -113,16 +117,42 @@ def submit_task(task: ReadyTask) -> Submission:
                 raise _Rejected
     except _Rejected:
         return submission
-    services().runtime.complete_task(task.instance_id, task.task_id, submission.data, current_user.name)
+    if submission.action.complete:
+        services().runtime.complete_task(task.instance_id, task.task_id, submission.data, current_user.name)
     return submission
 
 
-def _widget_markup(item: Field, session, order, task: ReadyTask, posted, action: str | None) -> Markup:
-    """One widget's HTML for this request."""
-    return widgets().get(item.widget).render(_context(item, session, order, task, posted, action))
+def step_url(instance_id: str, submission: Submission) -> str:
+    """Where an in-step action leads: the step drawn again, with the query arguments a widget asked
+    for (another search) or else those of the post (the page the button was on, or went to)."""
+    args = submission.redraw if submission.redraw is not None else request.args
+    return url_for("batch_orders.order", **{**_query(args), "instance_id": instance_id})
 
 
-def _context(item: Field, session, order, task: ReadyTask, posted, action: str | None) -> WidgetContext:
-    """What a widget sees of this request."""
+def _query(args: Mapping[str, str]) -> dict[str, str]:
+    """Query arguments to put in a URL; names with a leading underscore would be url_for's own
+    options (_external, _scheme, _anchor), never a widget's."""
+    return {name: value for name, value in args.items() if not name.startswith("_")}
+
+
+def _post_url(task: ReadyTask, args: Mapping[str, str]) -> str:
+    """The URL the task's form posts to, with ``args`` (the search and the page it is drawn for)."""
+    return url_for("batch_orders.submit_task", **{**_query(args), "instance_id": task.instance_id,
+                                                  "task_id": task.task_id})
+
+
+def _widget_markup(form: SchemaForm, item: Field, session, order, task: ReadyTask, posted,
+                   action: str | None, error: str | None) -> Markup:
+    """One widget's HTML for this request, with what its extract refused the post with."""
+    ctx = _context(form, item, session, order, task, posted, action, error)
+    return widgets().get(item.widget).render(ctx)
+
+
+def _context(form: SchemaForm, item: Field, session, order, task: ReadyTask, posted,
+             action: str | None, error: str | None = None) -> WidgetContext:
+    """What a widget sees of this request, and the in-step buttons it draws, which post to the
+    task with the query arguments they are given."""
     return WidgetContext(session=session, instance_id=task.instance_id, order=order, field=item,
-                         args=request.args, form=posted, action=action, task_data=task.data)
+                         args=request.args, form=posted, action=action, task_data=task.data,
+                         actions=form.field_actions(item.name), error=error,
+                         post_url=lambda **args: _post_url(task, args))

@@ -1,6 +1,6 @@
 """The card widgets forms may name: ``card_picker``, ``order_cards`` and ``production_review``.
 
-They keep per-card data in the card tables: a post stages a selection or marks repeats there, and
+They keep per-card data in the card tables: a post keeps a selection or marks repeats there, and
 only a count goes into the workflow data. Domain errors become FormErrors with their message.
 """
 
@@ -14,11 +14,20 @@ from typing import Any
 from flask import render_template
 from markupsafe import Markup
 
-from engine.forms.widgets import FormError, WidgetContext, WidgetRegistry
+from engine.forms.widgets import FormError, Redraw, WidgetContext, WidgetRegistry
 from engine.web.paging import page_cursor, page_number
 from tasks.card_search import COUNT_CAP, CursorError, number_letters, search_requested
+from tasks.card_selection import (
+    change_selection,
+    clear_selection,
+    select_available,
+    select_matching,
+    selected_among,
+    selected_count,
+    selected_numbers,
+)
 from tasks.errors import CardflowError
-from tasks.orders import repeat_problem, request_repeat, selection_problem, stage_selection
+from tasks.orders import repeat_problem, request_repeat, selection_problem
 from tasks.queries import SearchFilter, order_cards, progress
 from tasks.search_terms import TermError, read_day, read_number_prefix
 
@@ -27,6 +36,12 @@ ORDER_PAGE_SIZE = 100
 MAX_REASON_LENGTH = 500
 # A post ticks cards of one page (50): far more is not a browser's.
 MAX_POSTED_IDS = 500
+# A search field takes 40 characters; a posted search far longer is not typed.
+MAX_TYPED_SEARCH = 200
+# The selected cards the picker lists by number; beyond them it says how many more.
+SELECTION_LISTED = 100
+# The picker's in-step buttons (see CardPicker).
+IN_STEP = frozenset({"search", "keep", "select_page", "clear"})
 TRUE_VALUES = ("true", "on", "1")
 FILTER_FIELDS = (("number", "Card number"), ("from", "Requested from"), ("to", "Requested to"))
 NOTHING_SELECTED = "Select at least one card, or tick \"Select all matching\"."
@@ -102,26 +117,37 @@ class Problem:
 
 @dataclass
 class PickerPost:
-    """The picker's part of a post: the ticked cards, and whether all matching cards are wanted."""
+    """The picker's part of a post: the ticked cards, the cards the page showed (unticked ones
+    leave the selection), and whether all matching cards are wanted."""
 
     ticked: list[int]
+    shown: list[int]
     select_all: bool
 
     @classmethod
     def read(cls, form: Any) -> PickerPost:
         """The post's card ids; FormError when they are not card ids, or far more than a page."""
-        values = form.getlist("card")
-        if len(values) > MAX_POSTED_IDS:
+        ticked, shown = form.getlist("card"), form.getlist("shown")
+        if len(ticked) > MAX_POSTED_IDS or len(shown) > MAX_POSTED_IDS:
             raise FormError("The post holds more cards than a page shows; reload the page and try again.")
-        return cls(_ids(values, "card selection"), form.get("select_all") in TRUE_VALUES)
+        return cls(_ids(ticked, "card selection"), _ids(shown, "card selection"),
+                   form.get("select_all") in TRUE_VALUES)
 
 
 class CardPicker:
-    """Search the requested cards, page through them, tick some or all matching."""
+    """Search the requested cards, page through them, tick some or all matching: the selection is
+    kept in the order's staged cards across pages and searches.
+
+    The form may give the picker in-step buttons (``"complete": false``, ``"field"`` naming the
+    picker's field), which it then draws: ``search`` (the Search button: the ticks are kept and
+    the new search shown), ``keep`` (the page buttons: the ticks are kept and the other page
+    shown), ``select_page`` and ``clear``. Without them the search and the page links are plain
+    links, as forms deployed before them expect. Any post keeps the page's ticks first.
+    """
 
     def render(self, ctx: WidgetContext) -> Markup:
-        """What is wrong (summed up first), the search fields (sent by GET), the result table with
-        check boxes, count and page links.
+        """What is wrong (summed up first), the search fields, the selection so far, the result
+        table with check boxes, count and page buttons.
 
         A page link that does not fit (edited, or from another search) shows the first page and
         says so: a notice, not an error, since the operator did nothing wrong.
@@ -139,37 +165,58 @@ class CardPicker:
         reservation = (ctx.task_data or {}).get("reservation")
         if isinstance(reservation, dict) and not reservation.get("ok") and ctx.form is None:
             problems.append(Problem(str(reservation.get("error")), "picker-cards"))
-        ticked, select_all = set(), False
+        select_all = False
         if ctx.form is not None:
             ticked = set(ctx.form.getlist("card"))
             select_all = ctx.form.get("select_all") in TRUE_VALUES
             if ctx.action is not None and order_id is not None and not terms.problems:
                 problems += self._post_problems(ctx, order_id)
+            if ctx.error and not problems:
+                problems.append(Problem(ctx.error, "picker-cards"))
+        else:
+            on_page = [row.id for row in result.items] if result and order_id else []
+            ticked = {str(card_id) for card_id in selected_among(ctx.session, order_id, on_page)}
+        selected = selected_count(ctx.session, order_id) if order_id else 0
+        numbers = selected_numbers(ctx.session, order_id, SELECTION_LISTED) if selected else []
         search = {name: terms.shown[name] for name, _label in FILTER_FIELDS if terms.shown[name]}
         return Markup(render_template(
             "widgets/card_picker.html", field=ctx.field, terms=terms, result=result, problems=problems,
             faults={problem.target: problem.message for problem in problems}, notice=notice, cap=COUNT_CAP,
             ticked=ticked, select_all=select_all, order_id=order_id, posted=ctx.form is not None,
+            selected=selected, selected_numbers=numbers, post_url=ctx.post_url,
+            buttons={action.name: action for action in ctx.actions}, search=search,
             links=dict(search, instance_id=ctx.instance_id)))
 
     def extract(self, form: Any, ctx: WidgetContext) -> Any:
-        """Stage the ticked cards (or all that match the search) for the order; return the count."""
+        """Keep the page's ticks in the order's selection, do what the button asks (select the
+        page, clear, search again, select all matching), and on Issue return the count."""
         order = _require_order(ctx)
         post = PickerPost.read(form)
-        match = None
-        if post.select_all:
-            terms = read_filter(ctx.args, ctx.session)
-            if terms.problems:
-                raise FormError(" ".join(terms.problems.values()))
-            match = terms.match
-        problems = self._post_problems(ctx, order.id, post)
-        if problems:
-            raise FormError(" ".join(problem.message for problem in problems))
         try:
-            ticked = None if match else post.ticked
-            count = stage_selection(ctx.session, order.id, card_ids=ticked, match=match)
+            if ctx.action == "clear":
+                clear_selection(ctx.session, order.id)
+                return None
+            problems = self._post_problems(ctx, order.id, post)
+            if problems:
+                raise FormError(" ".join(problem.message for problem in problems))
+            change_selection(ctx.session, order.id, add=post.ticked, remove=post.shown)
+            if ctx.action == "select_page":
+                select_available(ctx.session, order.id, post.shown)
+            if post.select_all:
+                terms = read_filter(ctx.args, ctx.session)
+                if terms.problems:
+                    raise FormError(" ".join(terms.problems.values()))
+                select_matching(ctx.session, order.id, terms.match)
         except CardflowError as error:
             raise FormError(str(error)) from None
+        if ctx.action == "search":
+            return Redraw(_typed_search(form))
+        if ctx.action in IN_STEP:
+            return None
+        count = selected_count(ctx.session, order.id)
+        if not count:
+            raise FormError("No available requested card matches; change the search." if post.select_all
+                            else NOTHING_SELECTED)
         return {"selected": count}
 
     @staticmethod
@@ -181,13 +228,26 @@ class CardPicker:
                 post = PickerPost.read(ctx.form)
             except FormError as error:
                 return [Problem(str(error), "picker-cards")]
-        if not post.ticked and not post.select_all:
-            return [Problem(NOTHING_SELECTED, "picker-cards")]
-        problem = selection_problem(ctx.session, order_id, post.ticked)
-        if problem is None:
+        if ctx.action == "clear":
             return []
-        at = "picker-cards" if problem.card_id is None else f"card-{problem.card_id}"
-        return [Problem(problem.message, at)]
+        problem = selection_problem(ctx.session, order_id, post.ticked)
+        if problem is not None:
+            at = "picker-cards" if problem.card_id is None else f"card-{problem.card_id}"
+            return [Problem(problem.message, at)]
+        if ctx.action not in IN_STEP and not post.ticked and not post.select_all:
+            unticked = selected_among(ctx.session, order_id, post.shown)
+            if selected_count(ctx.session, order_id) == len(unticked):
+                return [Problem(NOTHING_SELECTED, "picker-cards")]
+        return []
+
+
+def _typed_search(form: Any) -> dict[str, str]:
+    """The search the operator typed, posted with the Search button, as query arguments; a value
+    no operator types (far longer than a field takes) is refused."""
+    typed = {name: form.get(name, "").strip() for name, _label in FILTER_FIELDS}
+    if any(len(value) > MAX_TYPED_SEARCH for value in typed.values()):
+        raise FormError(f"A search field holds more than {MAX_TYPED_SEARCH} characters; shorten it.")
+    return {name: value for name, value in typed.items() if value}
 
 
 class OrderCards:

@@ -36,9 +36,10 @@ def shown(page: str) -> list[str]:
 
 
 def link(page: str, rel: str) -> str | None:
-    """The URL of the page link ``rel`` (first, prev, next, last), or None when it is not offered."""
-    match = re.search(rf'<a href="([^"]+)" rel="{rel}">', page)
-    return html.unescape(match.group(1)) if match else None
+    """The order page the page button ``rel`` (first, prev, next, last) leads to, or None when it
+    is not offered: the button posts the ticks to the task, then shows the order with its query."""
+    match = re.search(rf'data-page="{rel}"\s+formaction="([^"]+)"', page)
+    return re.sub(r"/tasks/[^/?]+", "", html.unescape(match.group(1))) if match else None
 
 
 def test_pages_both_ways_among_more_cards_than_are_counted(searching):
