@@ -55,14 +55,6 @@ NOT_PAGES = {
     "search.holder": "a holder's page, checked in test_card_life_browser",
 }
 
-# Violations known and reported to the page's owner, by (page, axe rule): each is ignored on that
-# page only; once fixed, its line goes (the test says so).
-WAIVED = {
-    ("Processes, forms and options", "nested-interactive"):
-        "admin/versions.html puts the Edit links inside <summary>: they belong after it",
-}
-
-
 @dataclass(frozen=True)
 class Page:
     """A page as one role sees it: a name for the report, its endpoint and URL values, and what
@@ -197,9 +189,7 @@ def problems(page: sync_api.Page, role: str, name: str, width: int) -> list[str]
     blocking = [v for v in violations if v["impact"] in BLOCKING]
     found = [f"{name} at {width} px: {v['impact']} {v['id']}: {v['help']}: "
              + "; ".join(node["html"][:160] for node in v["nodes"][:3])
-             for v in blocking if (name, v["id"]) not in WAIVED]
-    found += [f"{name} at {width} px: {rule} is fixed: remove it from WAIVED"
-              for page_name, rule in WAIVED if page_name == name and rule not in {v["id"] for v in blocking}]
+             for v in blocking]
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     if width < 800 and overflow > 0:
         found.append(f"{name} at {width} px: the page scrolls sideways by {overflow} px; sticking out: "
