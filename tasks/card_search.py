@@ -252,14 +252,16 @@ def search_requested(session: Session, match: SearchFilter, cursor: Cursor | Non
     return page
 
 
-def number_letters(session: Session) -> tuple[str, ...]:
-    """The letters before the dash of the smallest and the largest requested card number: one
-    value when every requested card shares them, two when they differ, none without cards.
+def number_letters(session: Session, requested_only: bool = True) -> tuple[str, ...]:
+    """The letters before the dash of the smallest and the largest requested card number (of
+    any card's when not ``requested_only``): one value when all those cards share them, two when
+    they differ, none without cards.
 
     Numbers sort as text, so when the smallest and the largest share ``TC-``, every number
     between them starts with ``TC-`` too: two index seeks answer for a million cards.
     """
-    requested = select(Card.number).where(Card.state == CardState.REQUESTED)
-    ends = [session.scalar(requested.order_by(order).limit(1)) for order in (Card.number, Card.number.desc())]
+    numbers = select(Card.number)
+    if requested_only:
+        numbers = numbers.where(Card.state == CardState.REQUESTED)
+    ends = [session.scalar(numbers.order_by(order).limit(1)) for order in (Card.number, Card.number.desc())]
     return tuple(dict.fromkeys(number.split("-", 1)[0] for number in ends if number))
-

@@ -42,9 +42,10 @@ class NumberPrefix:
     digits: str
     dash: bool = True  # the letters end where typed (a dash or digits follow them): TC- and not TCX-
 
-    def written(self, letters: tuple[str, ...], label: str) -> str:
+    def written(self, letters: tuple[str, ...], label: str, what: str = "requested cards") -> str:
         """The prefix as card numbers are written (``TC-0001``); digits alone are completed with
-        ``letters``: the letters of the requested cards' numbers (card_search.number_letters).
+        ``letters``: the letters of the numbers of the cards searched (``what``; see
+        card_search.number_letters).
 
         A prefix is one range of the number index, which keeps a page fast among a million cards.
         Digits alone mean "any letters, then these digits": one range per letters prefix. An
@@ -56,7 +57,7 @@ class NumberPrefix:
         if self.letters is not None:
             return f"{self.letters}-{self.digits}" if self.dash else self.letters
         if len(letters) > 1:
-            raise TermError(f"{label}: requested cards here start with different letters ({letters[0]}-, "
+            raise TermError(f"{label}: {what} here start with different letters ({letters[0]}-, "
                             f"{letters[1]}-, ...); type them too, such as {letters[0]}-{self.digits}.")
         return f"{letters[0]}-{self.digits}" if letters else self.digits
 

@@ -25,9 +25,11 @@ from engine.store import Definition
 from engine.web.auth import order_url, require_order_access, role_required
 from engine.web.context import services
 from tasks.card_holds import hold_card, hold_of
+from tasks.card_search import number_letters
 from tasks.cards import CARD_NUMBER
 from tasks.errors import CardflowError, NotFoundError
 from tasks.queries import card_history, cards_by_prefix, count_by_prefix
+from tasks.search_terms import NumberPrefix, TermError
 from tasks.store import Card, Order
 
 bp = Blueprint("cards", __name__)
@@ -58,7 +60,13 @@ def read_prefix(typed: str) -> str:
     if len(text) > MAX_NUMBER_LENGTH:
         raise NumberPrefixError(f"A card number has at most {MAX_NUMBER_LENGTH} characters.")
     if text.isascii() and DIGITS_ONLY.fullmatch(text):
-        raise NumberPrefixError(f"Type the letters of the card number too, such as TC-{text}.")
+        # Digits alone get the letters every card number here starts with, as the card picker does.
+        with read_only(services().sessions) as session:
+            letters = number_letters(session, requested_only=False)
+        try:
+            return NumberPrefix(None, text).written(letters, "Card number", "cards")
+        except TermError as error:
+            raise NumberPrefixError(str(error)) from None
     match = TYPED_PREFIX.fullmatch(text) if text.isascii() else None
     if match is None:
         raise NumberPrefixError("Type a card number or its start: 1 to 8 letters, a dash and up to 12 "
