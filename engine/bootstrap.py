@@ -212,16 +212,17 @@ def init_database(settings: Settings) -> None:
 
 
 def deploy(services: Services, actor: str, check_only: bool = False,
-           paths: Sequence[Path] | None = None) -> list[str]:
+           paths: Sequence[Path] | None = None, missing_only: bool = False) -> list[str]:
     """Validate and deploy ``paths`` (default: processes/, forms/ and options/ of the source
-    folder), all or nothing."""
+    folder), all or nothing; with ``missing_only`` (the source folder), only what the database
+    has no version of yet."""
     operators, widgets = services.registry.names(), published_widgets().names()
     with unit_of_work(services.sessions) as session:
         if paths:
             return deploy_files(session, paths, operators, OPTION_VALIDATORS, actor, check_only=check_only,
                                 widgets=widgets)
         return deploy_all(session, services.settings.source_path, operators, OPTION_VALIDATORS, actor,
-                          check_only=check_only, widgets=widgets)
+                          check_only=check_only, widgets=widgets, missing_only=missing_only)
 
 
 def resume_pending(services: Services) -> int:

@@ -85,9 +85,11 @@ def main(ctx: click.Context) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-def _deploy(services: bootstrap.Services, actor: str, check_only: bool, paths: tuple[Path, ...] = ()) -> None:
+def _deploy(services: bootstrap.Services, actor: str, check_only: bool, paths: tuple[Path, ...] = (),
+            missing_only: bool = False) -> None:
     try:
-        lines = bootstrap.deploy(services, actor, check_only=check_only, paths=list(paths))
+        lines = bootstrap.deploy(services, actor, check_only=check_only, paths=list(paths),
+                                 missing_only=missing_only)
     except DeployError as error:
         raise click.ClickException(f"deploy refused, nothing changed:\n{error}") from None
     for line in lines:
@@ -105,6 +107,12 @@ main.add_command(holder_commands.holders)
 @click.pass_obj
 def init(obj: CliContext) -> None:
     """Create or upgrade the database, set up the local CA, deploy processes/, forms/, options/."""
+    _prepare(obj)
+    _deploy(obj.services, "cardflow init", check_only=False)
+
+
+def _prepare(obj: CliContext) -> None:
+    """Create or upgrade the database and set up the local CA when there is none."""
     from tasks.cardsdk.ca import KEY_FILE, LocalCA, ca_folder
 
     bootstrap.init_database(obj.settings)
@@ -113,7 +121,6 @@ def init(obj: CliContext) -> None:
         LocalCA.init(ca_folder(obj.instance_path), obj.settings.ca_passphrase,
                      config=bootstrap.load_pki_config(obj.settings))
         click.echo("local CA created")
-    _deploy(obj.services, "cardflow init", check_only=False)
 
 
 @main.command()
@@ -237,13 +244,17 @@ def run(obj: CliContext, host: str, port: int) -> None:
               help="Encode through pcscd and the virtual card process instead of in-process.")
 @click.pass_context
 def demo(ctx: click.Context, host: str, port: int, requested: int, pcsc: bool) -> None:
-    """Initialise, create demo users and cards on first run, and serve: the embedded default."""
+    """Initialise, create demo users and cards on first run, and serve: the embedded default.
+
+    Only the shipped processes, forms and options the database has no version of are deployed,
+    so a restart keeps whatever an admin deployed or rolled back to in the console."""
     from tasks.queries import list_cards
 
     obj: CliContext = ctx.obj
     if pcsc:
         _attach_virtual_card(ctx, obj)
-    ctx.invoke(init)
+    _prepare(obj)
+    _deploy(obj.services, "cardflow demo", check_only=False, missing_only=True)
     with unit_of_work(obj.sessions) as session:
         first_run = not list_cards(session)
     if first_run:

@@ -1,5 +1,9 @@
 """Deploying a set of files (from disk, an upload or an editor) all or nothing, as ``cardflow
 deploy`` and every admin page do: forms first, then processes bound to them, then option sets.
+
+``missing_only`` deploys only the files whose name (form, process id, option set) has no version
+in the database yet: what a restart of the demo does, so that it never replaces, nor moves the
+current version away from, what an admin deployed or rolled back to in the console.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from engine.definitions import (
     validate_option_source,
 )
 from engine.process_validation import validate_process_bytes
-from engine.versions import current_definition, current_forms, current_rows
+from engine.versions import current_definition, current_forms, current_rows, current_version_number
 
 
 def deploy_all(
@@ -35,12 +39,14 @@ def deploy_all(
     actor: str,
     check_only: bool = False,
     widgets: Collection[str] | None = None,
+    missing_only: bool = False,
 ) -> list[str]:
     """Validate root/forms/*.json, root/processes/*.bpmn and root/options/*, then deploy them all
-    or nothing (see deploy_files)."""
+    or nothing (see deploy_files); with ``missing_only``, only those never deployed."""
     paths = sorted((root / "forms").glob("*.json")) + sorted((root / "processes").glob("*.bpmn"))
     paths += _option_files(root / "options")
-    return deploy_files(session, paths, operators, option_validators, actor, check_only, widgets, root=root)
+    return deploy_files(session, paths, operators, option_validators, actor, check_only, widgets, root=root,
+                        missing_only=missing_only)
 
 
 def deploy_files(
@@ -52,11 +58,13 @@ def deploy_files(
     check_only: bool = False,
     widgets: Collection[str] | None = None,
     root: Path | None = None,
+    missing_only: bool = False,
 ) -> list[str]:
     """Validate the given files (``.json`` forms, ``.bpmn`` processes, other files option scripts),
     then deploy them all or nothing (see deploy_sources)."""
     sources = [Source(path.name, path.read_bytes(), _display_name(path, root)) for path in paths]
-    return deploy_sources(session, sources, operators, option_validators, actor, check_only, widgets)
+    return deploy_sources(session, sources, operators, option_validators, actor, check_only, widgets,
+                          missing_only)
 
 
 @dataclass(frozen=True)
@@ -82,8 +90,10 @@ def deploy_sources(
     actor: str,
     check_only: bool = False,
     widgets: Collection[str] | None = None,
+    missing_only: bool = False,
 ) -> list[str]:
-    """Validate ``sources``, then deploy them all or nothing.
+    """Validate ``sources``, then deploy them all or nothing; with ``missing_only``, only those
+    whose name was never deployed (the others are left as the database has them: "kept").
 
     A process binds the forms given here first, then the deployed ones; a current process that
     binds a form deployed here, but is not itself given, gets a new version bound to the new form
@@ -94,6 +104,11 @@ def deploy_sources(
     processes: list[ValidatedProcess] = []
     option_sets: list[ValidatedOptions] = []
     problems: list[Problem] = []
+    kept: list[tuple[str, str, int]] = []  # (kind, name, current version) left as deployed
+    if missing_only:
+        # Forms and option sets are named by their file; a process by the id inside it (below).
+        kept = _deployed(session, [(s.kind, s.name) for s in sources if s.kind != "process"])
+        sources = [s for s in sources if s.kind == "process" or s.name not in {name for _k, name, _v in kept}]
     library = {**current_forms(session), **{s.name: s.data for s in sources if s.kind == "form"}}
     for source in sources:
         try:
@@ -110,6 +125,11 @@ def deploy_sources(
     problems += _duplicate_ids(processes, [s.file for s in sources if s.kind == "process"])
     if problems:
         raise DeployError(problems)
+    if missing_only:
+        deployed = _deployed(session, [("process", process.process_id) for process in processes])
+        ids = {name for _kind, name, _version in deployed}
+        processes = [process for process in processes if process.process_id not in ids]
+        kept += deployed
     if check_only:
         names = ([item.name for item in forms] + [item.process_id for item in processes]
                  + [item.name for item in option_sets])
@@ -126,7 +146,13 @@ def deploy_sources(
     for option_set in option_sets:
         options, created = store_options(session, option_set, actor)
         lines.append(_outcome(options.name, options.version, created))
-    return lines
+    return lines + [f"{name} kept as deployed (v{version})" for _kind, name, version in kept]
+
+
+def _deployed(session: Session, names: list[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    """Those of (kind, name) that have a current version, with it."""
+    versions = [(kind, name, current_version_number(session, kind, name)) for kind, name in names]
+    return [(kind, name, version) for kind, name, version in versions if version is not None]
 
 
 def process_check(session: Session, source: Source, operators: Collection[str],
