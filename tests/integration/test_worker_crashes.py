@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from engine.celery_jobs import QUEUE_PREFIX_ENV, broker_queue
 from engine.db import unit_of_work
 from engine.runtime import Runtime
-from engine.store import AuditEvent, InstanceMessage
+from engine.store import AuditEvent, Instance, InstanceMessage
 from tasks import orders
 from tasks.cardsdk.records import IssuedCertificate
 from tasks.production import attempt_ref, pool_queue
@@ -34,6 +34,7 @@ from tests.integration.workers import (
     complete,
     delete_queues,
     issue,
+    submit_and_settle,
     unique_prefix,
     web_services,
     write_stations,
@@ -201,6 +202,69 @@ def test_a_worker_killed_at_20_random_points_of_a_200_card_order(crash_cluster):
     interrupted = _assert_every_card_once_and_every_interruption_recorded(services, oid, cards, workers)
     assert interrupted == interrupted_before_repeat, order_dump(services, oid, workers)
     assert interrupted >= 5, f"seed {SEED}: only {interrupted} kills fell mid-card"
+
+
+@pytest.mark.postgres
+def test_the_worker_running_produce_cards_killed_before_the_step_was_saved(crash_cluster):
+    """The step dispatched the batch and its worker died before the engine saved it: the step
+    runs again on a restarted worker while cards of the batch are already at the stations.
+    Review production opens only when every card has its outcome, and the next batch waits for
+    its own cards (a kill -9 here once left 15 of 200 cards unproduced)."""
+    services, workers = crash_cluster
+    workers.start("victim", "survivor")
+    for _try in range(3):  # the window is a few tens of ms: watched for, rarely missed
+        first = _requested_cards(services, 40)
+        instance_id, task = start(services)
+        with unit_of_work(services.sessions) as session:
+            count = orders.stage_selection(session, order_id(services, instance_id), card_ids=first)
+        task = submit_and_settle(services, instance_id, task,
+                                 {"action": "issue", "selection": {"selected": count}})
+        oid = order_id(services, instance_id)
+        complete(services, instance_id, task, {"action": "next"})
+        if _kill_both_between_dispatch_and_save(services, workers, instance_id, oid):
+            break
+        settle(services, instance_id)  # missed: this order ends as usual, the next one tries again
+    else:
+        raise AssertionError("three orders in a row saved their step before the kill")
+    workers.start("victim", "survivor")
+    task = settle(services, instance_id)
+    assert task.bpmn_id == "Activity_Review"
+    with unit_of_work(services.sessions) as session:
+        without_outcome = session.scalar(select(func.count()).select_from(OrderCard).where(
+            OrderCard.order_id == oid, OrderCard.status.in_(("pending", "claimed"))))
+    assert without_outcome == 0, f"Review opened with cards to come:\n{order_dump(services, oid, workers)}"
+    _repeat_failed_until_all_produced(services, instance_id, oid, workers)
+    with unit_of_work(services.sessions) as session:
+        produced = sorted(session.scalars(select(ProductionAttempt.card_id).where(
+            ProductionAttempt.order_id == oid, ProductionAttempt.outcome == "produced")))
+    assert produced == first, order_dump(services, oid, workers)
+
+
+def _requested_cards(services, cards: int) -> list[int]:
+    """``cards`` new requested cards; their ids."""
+    with unit_of_work(services.sessions) as session:
+        after = session.scalar(select(func.max(Card.id))) or 0
+    add_cards(services, cards)
+    return list(range(after + 1, after + cards + 1))
+
+
+def _kill_both_between_dispatch_and_save(services, workers: CrashWorkers, instance_id: str, oid: int) -> bool:
+    """kill -9 both workers (whichever runs the step) once the batch is dispatched and before the
+    engine saved "Produce cards"; False when the step was saved first."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with unit_of_work(services.sessions) as session:
+            dispatched = session.get(Order, oid).dispatched_at
+            waiting = session.get(Instance, instance_id).waiting_for
+        if waiting is not None:
+            return False
+        if dispatched is not None:
+            workers.kill("victim")
+            workers.kill("survivor")
+            with unit_of_work(services.sessions) as session:
+                return session.get(Instance, instance_id).waiting_for is None
+        time.sleep(0.005)
+    raise AssertionError("Produce cards did not run")
 
 
 def _assert_no_card_twice_so_far(services, oid: int, workers: CrashWorkers) -> int:
