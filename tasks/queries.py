@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tasks.cards import CardState
 from tasks.cardsdk.records import CustodyRelease, IssuedCertificate
 from tasks.errors import NotFoundError
-from tasks.store import Card, CardEvent, Order, OrderCard, ProductionAttempt, utcnow
+from tasks.store import Card, CardEvent, Holder, Order, OrderCard, ProductionAttempt, utcnow
 
 
 @dataclass(frozen=True)
@@ -288,6 +288,7 @@ class CardRecord:
     attempts: list[ProductionAttempt]
     certificates: list[CertificateView]
     releases: list[ReleaseView]
+    holder: Holder | None = None  # who holds the card now (assigned cards)
 
 
 def card_history(session: Session, number: str) -> CardRecord:
@@ -319,8 +320,9 @@ def card_history(session: Session, number: str) -> CardRecord:
             .where(CustodyRelease.card_id == card.id)
             .order_by(CustodyRelease.released_at, CustodyRelease.id))]
     order_ids = {e.order_id for e in events if e.order_id} | {a.order_id for a in attempts}
+    holder = session.get(Holder, card.holder_id) if card.holder_id else None
     return CardRecord(card, events, _orders_of_card(session, card.id, order_ids), attempts, certificates,
-                      releases)
+                      releases, holder)
 
 
 def _orders_of_card(session: Session, card_id: int, order_ids: set[int]) -> dict[int, OrderFacts]:

@@ -171,6 +171,8 @@ def test_assign_prints_the_pin_letter_once_and_its_pin_opens_the_card(login, ser
     assert not any(pin in detail for _action, detail in trail)
     history = op.get("/cards/TC-000001").get_data(as_text=True)
     assert "Assigned to Ada Lovelace (E1)." in history and pin not in history
+    ada = holder_id(services, "E1")
+    assert f'Holder: <a href="/holders/{ada}">Ada Lovelace</a> (E1, R&amp;D).' in history
     holder_page = op.get(f"/holders/{holder_id(services, 'E1')}").get_data(as_text=True)
     assert "TC-000001" in holder_page and "holds it" in holder_page
 
