@@ -53,6 +53,9 @@ NOT_PAGES = {
     "auth.index": "a redirect to the role's first page",
     "search.index": "SEARCH, checked at each step of test_card_life_browser",
     "search.holder": "a holder's page, checked in test_card_life_browser",
+    "pki.ca_certificate": "the CA certificate (DER) for relying parties",
+    "pki.crl": "the CRL (DER) for relying parties",
+    "pki.ocsp_get": "OCSP answers (DER) for relying parties",
 }
 
 @dataclass(frozen=True)
