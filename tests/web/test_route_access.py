@@ -78,11 +78,14 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
     "pki.crl": {"GET": ANYONE},
     "pki.ocsp_post": {"POST": ANYONE},
     "pki.ocsp_get": {"GET": ANYONE},
+    "search.index": {"GET": LOGGED_IN},
+    "search.holder": {"GET": LOGGED_IN},
+    "pin_letters.print_letter": {"POST": OPERATORS},
 }
 # Values for the URL's variables: real where a page needs one, else names of nothing.
 SAMPLES = {"instance_id": "no-such-order", "task_id": "no-such-task", "number": "TC-000001",
            "name": "no-such-name", "process_id": "TempCardsBoProcIssueMultiple", "kind": "process",
-           "version": "1", "filename": "console.css", "order_id": "1", "encoded": "MAA="}
+           "version": "1", "filename": "console.css", "order_id": "1", "encoded": "MAA=", "holder_id": "999999"}
 # Logging out ends the client's login, so it goes last.
 LAST = "auth.logout"
 
