@@ -51,7 +51,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check engine tasks tests bench
-	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_WORKERS) --durations=30 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check engine tasks tests bench
