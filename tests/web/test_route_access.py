@@ -85,7 +85,8 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
 # Values for the URL's variables: real where a page needs one, else names of nothing.
 SAMPLES = {"instance_id": "no-such-order", "task_id": "no-such-task", "number": "TC-000001",
            "name": "no-such-name", "process_id": "TempCardsBoProcIssueMultiple", "kind": "process",
-           "version": "1", "filename": "console.css", "order_id": "1", "encoded": "MAA=", "holder_id": "999999"}
+           "version": "1", "filename": "console.css", "order_id": "1", "encoded": "MAA=",
+           "holder_id": "999999"}
 # Logging out ends the client's login, so it goes last.
 LAST = "auth.logout"
 
