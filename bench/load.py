@@ -42,6 +42,8 @@ FLOOR_MS = 200.0
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 TASK_FORM = re.compile(r'<form method="post" action="([^"]+)" class="task-form">')
 NEXT_LINK = re.compile(r'<a href="([^"]+)" rel="next">')
+# The picker's in-step page button (issue 10): it posts the ticks, then the step is drawn again.
+NEXT_BUTTON = re.compile(r'data-page="next"\s+formaction="([^"]+)"')
 CARD_BOX = re.compile(r'<input type="checkbox" name="card" value="(\d+)"([^>]*)>')
 TITLE = re.compile(r"<h1>([^<]*)</h1>")
 PAGES = ("BATCH ORDERS", "order step", "Search with a filter", "Search, next page", "card history",
@@ -145,7 +147,14 @@ def search(browser: Browser, order: str, rnd: random.Random, cards: int) -> str:
     query = {"number": prefix, "from": str(today - timedelta(days=25)), "to": str(today)}
     _status, page, _ = browser.request("Search with a filter", "GET", f"/orders/{order}?{urlencode(query)}")
     following = NEXT_LINK.search(page)
-    if following:
+    button = NEXT_BUTTON.search(page)
+    if button:
+        _status, _page, location = browser.request(
+            "Search, next page (POST)", "POST", html.unescape(button.group(1)),
+            [("action", "keep"), ("csrf_token", TOKEN.search(page).group(1))], expect=(303,))
+        if location:
+            browser.request("Search, next page", "GET", location)
+    elif following:
         browser.request("Search, next page", "GET", html.unescape(following.group(1)))
     return page
 
