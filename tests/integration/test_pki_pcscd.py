@@ -4,22 +4,16 @@ the certificate's own distribution point) and OCSP responder; the spoiled card's
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
-from engine.config import PROJECT_ROOT, StationSettings
-from engine.db import unit_of_work
-from engine.web.app import create_app
-from tasks import orders
+from engine.config import StationSettings
 from tasks.cardsdk.ca import CERT_FILE, ca_folder
 from tasks.cardsdk.piv.testbed import READER
-from tests.conftest import make_settings, start_services
-from tests.integration.flow import add_cards, order_id, select_and_issue, start, submit
-from tests.integration.test_pki_revocation import card_certificate, free_port
+from tests.conftest import make_settings
+from tests.integration.pki_console import copy_sources, misprinted_order_console
+from tests.integration.test_pki_revocation import card_certificate
 
 pytestmark = pytest.mark.pcscd
 
@@ -27,35 +21,12 @@ pytestmark = pytest.mark.pcscd
 @pytest.fixture(scope="module")
 def console(pcsc_testbed, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pki-pcscd")
-    source = folder / "source"
-    for name in ("processes", "forms", "options"):
-        shutil.copytree(PROJECT_ROOT / name, source / name)
     settings = make_settings(folder / "instance")
-    settings.source_path = source
+    settings.source_path = copy_sources(folder / "source")
     settings.station = StationSettings(name="pcsc", transport="pcsc", reader="Virtual PCD*",
                                        virtual_card_state=pcsc_testbed.state_file)
-    port = free_port()
-    settings.public_base_url = f"http://127.0.0.1:{port}"
-    services = start_services(settings)
-    server = make_server("127.0.0.1", port, create_app(services=services), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="pki-console", daemon=True)
-    thread.start()
-    try:
-        add_cards(services, 2)
-        instance_id, task = start(services)
-        task = select_and_issue(services, instance_id, task, [1, 2])
-        task = submit(services, instance_id, task, {"action": "next"})
-        oid = order_id(services, instance_id)
-        with unit_of_work(services.sessions) as session:
-            orders.request_repeat(session, oid, [], {2: "ink smear"})
-        task = submit(services, instance_id, task, {"action": "repeat"})
-        assert task.bpmn_id == "Activity_Review"
+    with misprinted_order_console(settings, "ink smear") as (services, oid):
         yield services, settings.public_base_url, oid, folder
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        services.close()
 
 
 def run(*command: str) -> subprocess.CompletedProcess:

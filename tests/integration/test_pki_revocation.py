@@ -9,10 +9,7 @@ certificates name, so ``openssl verify -crl_download`` finds the CRL through the
 from __future__ import annotations
 
 import base64
-import shutil
-import socket
 import subprocess
-import threading
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,63 +21,29 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from sqlalchemy import select, update
-from werkzeug.serving import make_server
 
-from engine.config import PROJECT_ROOT
 from engine.db import unit_of_work
-from engine.web.app import create_app
-from tasks import orders
 from tasks.cardsdk import pki_config
 from tasks.cardsdk.ca import CONTENT_SIGNER_REF, RESPONDER_REF
 from tasks.cardsdk.pki_records import PublishedCrl
 from tasks.cardsdk.records import IssuedCertificate
-from tests.conftest import start_services
-from tests.integration.flow import add_cards, order_id, select_and_issue, start, submit
+from tests.integration.pki_console import copy_sources, misprinted_order_console
 
 ALL_TYPES = '["PIV Authentication", "Digital Signature", "Key Management", "Card Authentication"]'
 MISPRINT = "colour stripe across the photo area"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def console(settings, tmp_path):
     """An order of two cards with all four certificates; card 2 misprinted and produced again;
     the console serving on the port its certificates name. Yields (services, base URL, oid)."""
-    source = tmp_path / "source"
-    for name in ("processes", "forms", "options"):
-        shutil.copytree(PROJECT_ROOT / name, source / name)
+    source = copy_sources(tmp_path / "source")
     script = source / "options" / "TempCardsScriptOptions"
     script.write_text(script.read_text().replace('certificates = ["PIV Authentication"]',
                                                  f"certificates = {ALL_TYPES}"))
     settings.source_path = source
-    port = free_port()
-    settings.public_base_url = f"http://127.0.0.1:{port}"
-    services = start_services(settings)
-    server = make_server("127.0.0.1", port, create_app(services=services), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="pki-console", daemon=True)
-    thread.start()
-    try:
-        add_cards(services, 2)
-        instance_id, task = start(services)
-        task = select_and_issue(services, instance_id, task, [1, 2])
-        task = submit(services, instance_id, task, {"action": "next"})
-        assert task.bpmn_id == "Activity_Review"
-        oid = order_id(services, instance_id)
-        with unit_of_work(services.sessions) as session:
-            orders.request_repeat(session, oid, [], {2: MISPRINT})
-        task = submit(services, instance_id, task, {"action": "repeat"})
-        assert task.bpmn_id == "Activity_Review"
+    with misprinted_order_console(settings, MISPRINT) as (services, oid):
         yield services, settings.public_base_url, oid
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        services.close()
 
 
 def rows(services, **where) -> list[IssuedCertificate]:
