@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -85,6 +86,7 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """Session factory; objects stay readable after commit so views can use them."""
     sessions = sessionmaker(engine, expire_on_commit=False)
     event.listen(sessions, "before_flush", _refuse_read_only_flush)
+    event.listen(sessions, "after_commit", _end_shared_reads)
     return sessions
 
 
@@ -116,11 +118,70 @@ def read_only(sessions: sessionmaker[Session]) -> Iterator[Session]:
     On SQLite it takes no write lock, so it is served while a writer holds it; on PostgreSQL it
     is READ ONLY. A change of an ORM object raises ReadOnlyError (at the latest when the block
     ends, so none is silently dropped); a write statement is refused by the database. Nothing is
-    committed; objects read stay readable after the block.
+    committed; objects read stay readable after the block. Inside ``shared_reads`` the block
+    joins the thread's shared read transaction instead of beginning its own.
     """
+    scope = _shared.get()
+    if scope is not None and scope.sessions is sessions:
+        with scope.joined() as session:
+            yield session
+        return
     session = sessions(execution_options=_READ_ONLY_OPTIONS)
     try:
         yield session
         session.flush()
     finally:
         session.close()
+
+
+class _SharedReads:
+    """The read transaction a thread's read_only blocks share, begun by the first of them."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self.sessions = sessions
+        self.session: Session | None = None
+
+    @contextmanager
+    def joined(self) -> Iterator[Session]:
+        if self.session is None:
+            self.session = self.sessions(execution_options=_READ_ONLY_OPTIONS)
+        try:
+            yield self.session
+            self.session.flush()
+        except BaseException:
+            # A failed read may leave the transaction unusable: the next block begins a new one.
+            self.end()
+            raise
+
+    def end(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.close()
+
+
+_shared: ContextVar[_SharedReads | None] = ContextVar("cardflow_shared_reads", default=None)
+
+
+@contextmanager
+def shared_reads(sessions: sessionmaker[Session]) -> Iterator[None]:
+    """Within the block, this thread's read_only blocks on ``sessions`` share one read transaction.
+
+    A page checks its user's login, draws its menus and reads its content in one transaction
+    (one snapshot, one connection) instead of one each: on PostgreSQL every transaction costs
+    round trips, on both databases a session and a checkout. A change this thread commits
+    meanwhile ends the shared transaction, so the reads after it see the change.
+    """
+    token = _shared.set(_SharedReads(sessions))
+    try:
+        yield
+    finally:
+        scope = _shared.get()
+        _shared.reset(token)
+        scope.end()
+
+
+def _end_shared_reads(session: Session) -> None:
+    """After a commit, the thread's shared read transaction (if any) no longer sees the latest data."""
+    scope = _shared.get()
+    if scope is not None and scope.session is not session:
+        scope.end()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from engine import metrics
 from engine.bootstrap import Services, build_services, published_widgets, resume_pending
 from engine.config import Settings
+from engine.db import shared_reads
 from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards, health, pin_letters, pki, search
 from engine.web.context import SERVICES_KEY, WIDGETS_KEY
 
@@ -66,10 +67,29 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     metrics.instrument_runtime(services.runtime, step_seconds)
     app.extensions[health.METRICS_KEY] = registry
     _register_error_pages(app)
+    _share_page_reads(app, services)
     app.after_request(_security_headers)
     # Orders interrupted by a stop go on; the runner never advances one instance twice at a time.
     resume_pending(services)
     return app
+
+
+def _share_page_reads(app: Flask, services: Services) -> None:
+    """A page that only reads (GET, HEAD) reads in one transaction: the login check, the menus and
+    its content join it (engine.db.shared_reads). Other methods keep a transaction per block."""
+
+    @app.before_request
+    def _begin_shared_reads():
+        if request.method in ("GET", "HEAD"):
+            scope = shared_reads(services.sessions)
+            scope.__enter__()
+            g.cardflow_shared_reads = scope
+
+    @app.teardown_request
+    def _end_shared_reads(_error):
+        scope = g.pop("cardflow_shared_reads", None)
+        if scope is not None:
+            scope.__exit__(None, None, None)
 
 
 def _security_headers(response):

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.db import ReadOnlyError, make_engine, make_sessions, read_only, unit_of_work
+from engine.db import ReadOnlyError, make_engine, make_sessions, read_only, shared_reads, unit_of_work
 from engine.store import Base, User
 
 
@@ -99,3 +99,54 @@ def test_rows_read_stay_readable_after_the_block(sessions):
     with read_only(sessions) as session:
         user = session.scalar(select(User))
     assert (user.name, user.role) == ("op", "operator")
+
+
+def begins(sessions: sessionmaker[Session]) -> list[int]:
+    """A counter of the transactions begun on ``sessions``' engine (one element, updated in place)."""
+    counter = [0]
+    event.listen(sessions.kw["bind"], "begin", lambda _connection: counter.__setitem__(0, counter[0] + 1))
+    return counter
+
+
+def test_read_only_blocks_inside_shared_reads_join_one_transaction(sessions):
+    counter = begins(sessions)
+    with shared_reads(sessions):
+        for _ in range(3):
+            assert role(sessions) == "operator"
+        with read_only(sessions) as first, read_only(sessions) as second:
+            assert first is second
+    assert counter[0] == 1
+    role(sessions)
+    assert counter[0] == 2, "outside shared_reads every block begins its own transaction"
+
+
+def test_a_commit_inside_shared_reads_ends_the_shared_transaction_so_later_reads_see_it(sessions):
+    with shared_reads(sessions):
+        assert role(sessions) == "operator"
+        with unit_of_work(sessions) as session:
+            session.execute(update(User).where(User.name == "op").values(role="auditor"))
+        assert role(sessions) == "auditor"
+
+
+def test_a_change_inside_a_shared_read_is_refused_and_the_next_read_begins_afresh(sessions):
+    counter = begins(sessions)
+    with shared_reads(sessions):
+        with pytest.raises(ReadOnlyError), read_only(sessions) as session:
+            session.scalar(select(User).where(User.name == "op")).role = "admin"
+        assert role(sessions) == "operator"
+    assert counter[0] == 2
+    assert role(sessions) == "operator"
+
+
+def test_shared_reads_are_per_thread(sessions):
+    seen: list[Session] = []
+
+    def read() -> None:
+        with read_only(sessions) as session:
+            seen.append(session)
+
+    with shared_reads(sessions), read_only(sessions) as mine:
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        assert seen and seen[0] is not mine
