@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.bootstrap import Services
-from engine.db import unit_of_work
+from engine.db import read_only
 from engine.metrics import Snapshot, StationSample
 from engine.web.context import services
 from tasks.production import pool_queue
@@ -76,7 +76,8 @@ def read_stations(services: Services, now: datetime | None = None) -> list[Stati
     The queues are asked after the transaction ends: a slow broker never holds a database lock.
     """
     now = now or datetime.now(UTC)
-    with unit_of_work(services.sessions) as session:
+    # Read only: health checks and scrapes never wait for, or hold, the write lock.
+    with read_only(services.sessions) as session:
         views = _station_views(services, session, now)
     depths: dict[str, int | None] = {}
     for view in views:
@@ -184,7 +185,7 @@ def healthz():
 def metrics_snapshot(services: Services) -> Snapshot:
     """The stations table, the pools' queues and the open orders, read at scrape time."""
     views = read_stations(services)
-    with unit_of_work(services.sessions) as session:
+    with read_only(services.sessions) as session:
         orders_open = session.scalar(
             select(func.count()).select_from(Order).where(Order.status == "open")) or 0
     depths = {pool_queue(view.pool): view.queue_depth for view in views if view.queue_depth is not None}

@@ -40,3 +40,29 @@ def test_operator_and_auditor_pages_are_served_while_a_writer_holds_the_lock(log
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_admin_pages_and_health_checks_are_served_while_a_writer_holds_the_lock(login, services):
+    admin = login("adm", "admin")
+    writer = sqlite3.connect(services.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        process = "TempCardsBoProcIssueMultiple"
+        for url, shows in (("/admin/", process),
+                           (f"/admin/process/{process}/source", "bpmn:process"),
+                           (f"/admin/process/{process}/diff", process),
+                           (f"/admin/processes/{process}/diagram", process),
+                           (f"/admin/processes/{process}/modeler", process),
+                           (f"/admin/processes/{process}/xml", "bpmn:process"),
+                           ("/admin/forms/search_cards", "search_cards"),
+                           ("/admin/users", "adm"),
+                           ("/admin/stations", "Stations"),
+                           ("/healthz", "database"),
+                           ("/metrics", "cardflow")):
+            began = time.monotonic()
+            page = admin.get(url)
+            assert time.monotonic() - began < 5, url
+            assert page.status_code == 200 and shows in page.get_data(as_text=True), url
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

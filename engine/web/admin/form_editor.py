@@ -13,7 +13,7 @@ from flask import abort, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 
-from engine.db import unit_of_work
+from engine.db import read_only
 from engine.definitions import Problem
 from engine.deployment import Source
 from engine.forms.schema_form import FormDefinitionError, check_form, render_form
@@ -99,7 +99,7 @@ def form_edit(name: str):
         else:
             result = deploy_and_report(sources, current_user.name, check_only=not deploy)
     else:
-        with unit_of_work(services().sessions) as session:
+        with read_only(services().sessions) as session:
             schema_row = get_version(session, "form", f"{stem}.schema.json")
             ui_row = get_version(session, "form", f"{stem}.uischema.json")
         schema_text = schema_row.body if schema_row else NEW_SCHEMA

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import abort, render_template, request, url_for
 from sqlalchemy import select
 
-from engine.db import unit_of_work
+from engine.db import read_only
 from engine.store import Definition
 from engine.versions import current_form_names, current_version_number, get_version
 from engine.web.admin import admin_only, bp
@@ -51,7 +51,7 @@ def _page(session, definition: Definition) -> dict:
 @admin_only
 def diagram(process_id: str):
     """A stored version of a process drawn as its BPMN diagram, read only."""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         definition = _version_or_404(session, process_id)
         page = _page(session, definition)
         data = {"xml": definition.bpmn_xml}
@@ -62,7 +62,7 @@ def diagram(process_id: str):
 @admin_only
 def modeler(process_id: str):
     """The modeler loaded with a stored version; Validate and Deploy post what it exports."""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         definition = _version_or_404(session, process_id)
         page = _page(session, definition)
         data = {

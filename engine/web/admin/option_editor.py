@@ -12,7 +12,7 @@ from flask import abort, render_template, request
 from flask_login import current_user
 
 from engine.bootstrap import OPTION_FIELDS
-from engine.db import unit_of_work
+from engine.db import read_only, unit_of_work
 from engine.definitions import Problem
 from engine.deployment import Source
 from engine.option_scripts import with_values
@@ -31,7 +31,7 @@ def options(name: str):
     fields = OPTION_FIELDS.get(name)
     if fields is None:
         abort(404, f"There is no option set {name}.")
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         current = current_options(session, name)
         text, values = (current.source, current.values) if current else ("", {})
     result, errors = None, {}

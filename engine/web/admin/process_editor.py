@@ -8,7 +8,7 @@ import re
 from flask import abort, jsonify, render_template, request
 from flask_login import current_user
 
-from engine.db import unit_of_work
+from engine.db import read_only, unit_of_work
 from engine.definitions import DeployError
 from engine.deployment import Source, process_check
 from engine.versions import current_definition, get_version
@@ -95,7 +95,7 @@ def process_xml(process_id: str):
         result = (_deploy if request.form.get("action") == "deploy" else _check)(source)[0]
         status = 200 if result.ok else 400
     else:
-        with unit_of_work(services().sessions) as session:
+        with read_only(services().sessions) as session:
             row = get_version(session, "process", process_id, version_arg())
             if row is None:
                 abort(404, f"There is no process {process_id} in that version.")

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from engine.config import STATION_NAME
-from engine.db import unit_of_work
+from engine.db import read_only, unit_of_work
 from engine.store import AuditEvent
 from engine.web.admin import admin_only, bp
 from engine.web.context import services
@@ -29,7 +29,7 @@ def stations():
     """Every station of the stations table and of the settings, by name."""
     now = datetime.now(UTC)
     views = read_stations(services(), now)
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         since = now - timedelta(minutes=PACE_MINUTES)
         produced = dict(session.execute(
             select(ProductionAttempt.station, func.count()).where(

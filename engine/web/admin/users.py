@@ -11,7 +11,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from engine.db import unit_of_work
+from engine.db import read_only, unit_of_work
 from engine.users import (
     ROLES,
     UserError,
@@ -31,7 +31,7 @@ from engine.web.context import services
 def _page(refused: tuple[str | None, str] | None = None, new_user: dict[str, str] | None = None,
           status: int = 200):
     """The users page; ``refused`` is (user name, or None for the add form; what was wrong)."""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         users = [{"name": user.name, "role": user.role, "disabled": user.disabled,
                   "locked_until": locked_until(user), "failed_logins": user.failed_logins,
                   "created_at": user.created_at} for user in list_users(session)]

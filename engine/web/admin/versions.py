@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from engine.bootstrap import OPTION_VALIDATORS
-from engine.db import unit_of_work
+from engine.db import read_only, unit_of_work
 from engine.definitions import FORM_NAME
 from engine.deployment import Source
 from engine.versions import KINDS, VersionError, current_version_number, get_version, list_versions, rollback
@@ -46,7 +46,7 @@ def version_arg(name: str = "version") -> int | None:
 @admin_only
 def index():
     """Every deployed process, form and option set with all its versions; the current one marked."""
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         groups = {kind: _grouped(list_versions(session, kind)) for kind in KIND_TITLES}
     return render_template("admin/versions.html", groups=groups, titles=KIND_TITLES,
                            option_sets=sorted(OPTION_VALIDATORS))
@@ -65,7 +65,7 @@ def _grouped(infos):
 def source(kind: str, name: str):
     """One version's text (the current one unless ``?version=N``), with line numbers."""
     kind, version = _kind(kind), version_arg("version")
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         row = get_version(session, kind, name, version)
         if row is None:
             abort(404, f"There is no {kind} {name}" + (f" version {version}." if version else "."))
@@ -80,7 +80,7 @@ def source(kind: str, name: str):
 def diff(kind: str, name: str):
     """Two versions side by side (``?a=1&b=2``; by default the previous and the newest)."""
     kind = _kind(kind)
-    with unit_of_work(services().sessions) as session:
+    with read_only(services().sessions) as session:
         versions = [info.version for info in list_versions(session, kind, name)]
         if not versions:
             abort(404, f"There is no {kind} {name}.")
