@@ -165,6 +165,7 @@ class _Declarations:
 
 
 _DECLARATIONS = _Declarations()
+_MENUS_KEY = "cardflow_start_menus"
 _CURRENT = (select(Definition.id, Definition.process_id, Definition.name, Definition.content_hash)
             .join(CurrentVersion, (CurrentVersion.kind == "process")
                   & (CurrentVersion.name == Definition.process_id)
@@ -173,12 +174,26 @@ _CURRENT = (select(Definition.id, Definition.process_id, Definition.name, Defini
 
 def start_entries(session: Session, menu: str) -> list[StartEntry]:
     """The start buttons of ``menu``: the current version of every process that declares it, by label."""
-    entries = []
-    for row in session.execute(_CURRENT).all():
-        declared = _DECLARATIONS.get(session, row.id, row.content_hash)
-        if declared is not None and declared.menu == menu:
-            entries.append(StartEntry(row.process_id, declared.label or row.name, declared.card_states))
-    return sorted(entries, key=lambda entry: (entry.label.casefold(), entry.process_id))
+    return list(_menus(session).get(menu, ()))
+
+
+def _menus(session: Session) -> dict[str, tuple[StartEntry, ...]]:
+    """Every menu's entries, read once per transaction: a page draws the header's menu and its own
+    from one read (the current versions a transaction sees do not change while it runs)."""
+    transaction = session.get_transaction()
+    kept = session.info.get(_MENUS_KEY)
+    found = kept[1] if kept is not None and transaction is not None and kept[0] is transaction else None
+    if found is None:
+        menus: dict[str, list[StartEntry]] = {}
+        for row in session.execute(_CURRENT).all():
+            declared = _DECLARATIONS.get(session, row.id, row.content_hash)
+            if declared is not None:
+                menus.setdefault(declared.menu, []).append(
+                    StartEntry(row.process_id, declared.label or row.name, declared.card_states))
+        found = {menu: tuple(sorted(entries, key=lambda entry: (entry.label.casefold(), entry.process_id)))
+                 for menu, entries in menus.items()}
+        session.info[_MENUS_KEY] = (session.get_transaction(), found)
+    return found
 
 
 def start_entry(session: Session, menu: str, process_id: str) -> StartEntry | None:

@@ -38,6 +38,8 @@ _TEMPLATES = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # Package files change only with the product: no stat of every template on every page.
+    auto_reload=False,
 )
 
 
