@@ -1,15 +1,23 @@
 """Bench: pages under concurrent operators (issue 9; floor: p95 under 200 ms for every page kind).
 
 `cardflow run` (the embedded default: waitress, in-process runner and station) serves a database
-seeded with N requested cards; each virtual operator logs in, opens orders, and for a fixed time
-walks the pages an operator walks, over HTTP on loopback, one request after the other: BATCH
-ORDERS, an order's step, Search in the card picker with a filter (and its next page), a card's
-history; every few rounds it issues two cards, presses Next, and completes the order, so
-production writes while the others read. Auditors read the audit trail meanwhile. One table:
-per page kind the requests, req/s, p50, p95 and errors, then the floor.
+seeded with N requested cards; each virtual operator logs in, opens orders, and walks the pages
+an operator walks, over HTTP on loopback, one request after the other: BATCH ORDERS, an order's
+step, Search in the card picker with a filter (and its next page), a card's history; every few
+rounds it issues two cards, presses Next, and completes the order, so production writes while
+the others read. Auditors read the audit trail meanwhile.
+
+Two phases on the same server, one table each:
+1. Operators (the floor): each operator clicks every ``--think`` seconds on average (uniform from
+   half to one and a half of it; default 1 s). A person reads a page and fills a form between two
+   clicks, so one a second is already several times busier than an operator working all day.
+2. Saturation (capacity): the same walks with no pause at all, as fast as the server answers.
+   Here the latency is queueing (Little's law: clients / throughput), so the line to read is the
+   throughput: how many requests a second the server carries, and so how many operators at one
+   click a second it would serve. ``--saturation-seconds 0`` skips it.
 
 Run from the project root:
-    .venv/bin/python -m bench.load [--operators 20] [--seconds 60] [--database-url URL]
+    .venv/bin/python -m bench.load [--operators 20] [--seconds 60] [--think 1] [--database-url URL]
 A PostgreSQL URL gets a private schema, dropped afterwards.
 """
 
@@ -214,15 +222,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(settings, folder: Path, args) -> tuple[Recorder, float, float]:
-    """Seed, serve, log everyone in, open orders, then walk the pages for ``args.seconds``."""
+class Phase:
+    """What one phase measured: the requests, its seconds, the server's and this process's CPU."""
+
+    def __init__(self, title: str, recorder: Recorder, seconds: float, server_cpu: float, own_cpu: float):
+        self.title, self.recorder, self.seconds = title, recorder, seconds
+        self.server_cpu, self.own_cpu = server_cpu, own_cpu
+
+
+def walk(server: WebServer, operators: list[Browser], auditors: list[Browser], orders: list[list[str]],
+         args, think: float, seconds: float, title: str) -> Phase:
+    """Everyone walks their pages for ``seconds``, ``think`` seconds apart on average."""
+    recorder = Recorder()
+    for browser in operators + auditors:
+        browser.recorder, browser.think = recorder, think
+    began, cpu, own = time.monotonic(), cpu_seconds(server.process.pid), time.process_time()
+    deadline = began + seconds
+    threads = [threading.Thread(target=operator, args=(browser, orders[n], deadline, args, n))
+               for n, browser in enumerate(operators)]
+    threads += [threading.Thread(target=auditor, args=(browser, deadline, 1000 + n))
+                for n, browser in enumerate(auditors)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Phase(title, recorder, time.monotonic() - began, cpu_seconds(server.process.pid) - cpu,
+                 time.process_time() - own)
+
+
+def run(settings, folder: Path, args) -> list[Phase]:
+    """Seed, serve, log everyone in, open orders, then walk the pages: operators, then saturation."""
     seed(settings, args.operators, args.auditors, args.cards)
     server = WebServer(settings, write_stations(folder / "stations.toml", ["virtual"], 0.0))
     server.start()
-    recorder = Recorder()
     try:
-        operators = [Browser(server.port, recorder, args.think, n) for n in range(args.operators)]
-        auditors = [Browser(server.port, recorder, args.think, 1000 + n) for n in range(args.auditors)]
+        operators = [Browser(server.port, Recorder(), args.think, n) for n in range(args.operators)]
+        auditors = [Browser(server.port, Recorder(), args.think, 1000 + n) for n in range(args.auditors)]
         orders: list[list[str]] = []
         for number, browser in enumerate(operators):
             browser.log_in(f"op{number:02d}")
@@ -230,25 +265,21 @@ def run(settings, folder: Path, args) -> tuple[Recorder, float, float]:
         for number, browser in enumerate(auditors):
             browser.log_in(f"auditor{number:02d}")
         time.sleep(2.0)  # the new orders' first engine steps
-        began, cpu = time.monotonic(), cpu_seconds(server.process.pid)
-        deadline = began + args.seconds
-        threads = [threading.Thread(target=operator, args=(browser, orders[n], deadline, args, n))
-                   for n, browser in enumerate(operators)]
-        threads += [threading.Thread(target=auditor, args=(browser, deadline, 1000 + n))
-                    for n, browser in enumerate(auditors)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed, cpu = time.monotonic() - began, cpu_seconds(server.process.pid) - cpu
+        phases = [walk(server, operators, auditors, orders, args, args.think, args.seconds,
+                       f"operators: one click every {args.think:g} s on average")]
+        if args.saturation_seconds > 0:
+            phases.append(walk(server, operators, auditors, orders, args, 0.0, args.saturation_seconds,
+                               "saturation: no pause between clicks"))
     finally:
         server.stop()
-    return recorder, elapsed, cpu
+    return phases
 
 
-def report(recorder: Recorder, seconds: float, cpu: float, title: str) -> None:
-    """The table: per page kind count, req/s, p50, p95, errors; the server's CPU; then the floor."""
-    print(title)
+def report(phase: Phase, floor: bool) -> None:
+    """The phase's table: per page kind count, req/s, p50, p95, errors; the CPU; then the floor
+    (``floor``) or the capacity it shows."""
+    recorder, seconds = phase.recorder, phase.seconds
+    print(f"\n{phase.title}")
     print(f"{'page':24s} {'count':>7s} {'req/s':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'errors':>7s}")
     kinds = [kind for kind in PAGES if kind in recorder.samples]
     kinds += sorted(kind for kind in recorder.samples if kind not in PAGES)
@@ -262,12 +293,19 @@ def report(recorder: Recorder, seconds: float, cpu: float, title: str) -> None:
               f"{recorder.errors[kind]:7d}")
     total = sum(len(samples) for samples in recorder.samples.values())
     print(f"{'all requests':24s} {total:7d} {total / seconds:7.1f}")
-    print(f"server CPU: {cpu / seconds:.0%} of a core, {cpu * 1000 / max(total, 1):.1f} ms a request "
-          "(production and engine steps included)")
+    per_request = 1000 / max(total, 1)
+    print(f"server CPU: {phase.server_cpu / seconds:.0%} of a core, {phase.server_cpu * per_request:.1f} ms "
+          "a request (production and engine steps included)")
+    print(f"load generator CPU: {phase.own_cpu / seconds:.0%} of a core, "
+          f"{phase.own_cpu * per_request:.1f} ms a request (this machine has {os.cpu_count()} cores)")
     errors = sum(recorder.errors.values())
-    met = worst is not None and worst[1] < FLOOR_MS and errors == 0
-    print(f"floor: p95 under {FLOOR_MS:.0f} ms on every page, no errors: {'MET' if met else 'NOT MET'} "
-          f"(slowest page: {worst[0]}, p95 {worst[1]:.0f} ms; errors: {errors})")
+    if floor:
+        met = worst is not None and worst[1] < FLOOR_MS and errors == 0
+        print(f"floor: p95 under {FLOOR_MS:.0f} ms on every page, no errors: {'MET' if met else 'NOT MET'} "
+              f"(slowest page: {worst[0]}, p95 {worst[1]:.0f} ms; errors: {errors})")
+    else:
+        print(f"capacity: {total / seconds:.0f} requests a second, about {total / seconds:.0f} operators "
+              f"clicking once a second; errors: {errors} (slowest page p95 {worst[1]:.0f} ms, queueing)")
 
 
 def main() -> None:
@@ -277,8 +315,10 @@ def main() -> None:
     parser.add_argument("--operators", type=int, default=20)
     parser.add_argument("--auditors", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="an operator's mean seconds between two requests (0: at once)")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="an operator's mean seconds between two clicks in the operators phase")
+    parser.add_argument("--saturation-seconds", type=float, default=60.0,
+                        help="length of the saturation phase (no pause between clicks); 0 skips it")
     parser.add_argument("--cards", type=int, default=20_000)
     parser.add_argument("--open-orders", type=int, default=3, help="open orders per operator (2 or more)")
     parser.add_argument("--issue-every", type=int, default=4,
@@ -290,10 +330,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, \
             private_schema(url, "load") if kind == "PostgreSQL" else nullcontext(url) as database_url:
         settings = make_settings(Path(folder) / "instance", database_url)
-        recorder, elapsed, cpu = run(settings, Path(folder), args)
-    report(recorder, elapsed, cpu, f"{args.operators} operators + {args.auditors} auditors, "
-           f"{args.seconds:.0f} s, think {args.think:g} s, {kind}, {args.cards:,} requested cards, "
-           f"{args.open_orders} open orders each")
+        phases = run(settings, Path(folder), args)
+    print(f"{args.operators} operators + {args.auditors} auditors, {kind}, {args.cards:,} requested cards, "
+          f"{args.open_orders} open orders each, {args.seconds:.0f} s a phase")
+    for number, phase in enumerate(phases):
+        report(phase, floor=number == 0)
 
 
 if __name__ == "__main__":
