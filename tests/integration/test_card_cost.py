@@ -7,6 +7,8 @@ catches an N+1 query or a per-card rescan of the order without timing anything.
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import func, select
 
 from engine.db import unit_of_work
@@ -31,8 +33,9 @@ def produce(services, counter: StatementCounter, card_ids: list[int]) -> tuple[i
         entries_before = session.scalar(select(func.count()).select_from(AuditEvent))
     counter.count, counter.on = 0, True
     complete(services, instance_id, task, {"action": "next"})
+    counter.waiting = threading.get_ident()
     task = settle(services, instance_id)
-    counter.on = False
+    counter.on, counter.waiting = False, None
     assert task.bpmn_id == "Activity_Review"
     with unit_of_work(services.sessions) as session:
         entries = session.scalar(select(func.count()).select_from(AuditEvent)) - entries_before
