@@ -12,6 +12,7 @@ at any printer resolution) and drawn on a copy of the preview templates.
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Sequence
@@ -174,25 +175,53 @@ def print_file(job: CardJob, modules: list[list[bool]]) -> bytes:
     ])
 
 
-class SpoolPrinter:
-    """Writes front and back PNGs and a two-page PDF per card into the job's spool folder."""
+@dataclass(frozen=True)
+class RenderedCard:
+    """One card's print job drawn in memory and not printed yet: its two previews and its PDF."""
 
-    def print_card(self, job: CardJob, attempt_label: str) -> PrintedCard:
-        """Render and spool one card; an unwritable spool folder is a CardSdkError."""
+    stem: str
+    front_png: bytes
+    back_png: bytes
+    pdf: bytes
+
+
+class SpoolPrinter:
+    """Writes front and back PNGs and a two-page PDF per card into the job's spool folder.
+
+    Printing is two steps, so a station can draw the card while its chip is encoded and print
+    only a card whose chip took its data: ``render`` (all of the work, in memory, touches no
+    file) and ``spool`` (the print: the files).
+    """
+
+    def render(self, job: CardJob, attempt_label: str) -> RenderedCard:
+        """Draw one card; a card id or attempt label unfit for a file name is a CardSdkError."""
         stem = spool_stem(job.card_id, attempt_label)
         modules = qr_modules(job.card_number)
         pdf = print_file(job, modules)
-        previews = (render_front(job), render_back(job, modules))
-        paths = PrintedCard(f"PRN-{uuid.uuid4().hex[:12].upper()}", job.spool_dir / f"{stem}-front.png",
-                            job.spool_dir / f"{stem}-back.png", job.spool_dir / f"{stem}.pdf")
+        sides = []
+        for image in (render_front(job), render_back(job, modules)):
+            png = io.BytesIO()
+            preview = image.quantize(palette=PREVIEW_PALETTE, dither=Image.Dither.NONE)
+            preview.save(png, "PNG", compress_level=1)
+            sides.append(png.getvalue())
+        return RenderedCard(stem, sides[0], sides[1], pdf)
+
+    def spool(self, job: CardJob, card: RenderedCard) -> PrintedCard:
+        """Print a rendered card into the spool folder; an unwritable folder is a CardSdkError."""
+        paths = PrintedCard(f"PRN-{uuid.uuid4().hex[:12].upper()}", job.spool_dir / f"{card.stem}-front.png",
+                            job.spool_dir / f"{card.stem}-back.png", job.spool_dir / f"{card.stem}.pdf")
         try:
             job.spool_dir.mkdir(parents=True, exist_ok=True)
-            for image, path in zip(previews, (paths.front_png, paths.back_png), strict=True):
-                image.quantize(palette=PREVIEW_PALETTE, dither=Image.Dither.NONE).save(path, compress_level=1)
-            paths.pdf.write_bytes(pdf)
+            for data, path in ((card.front_png, paths.front_png), (card.back_png, paths.back_png),
+                               (card.pdf, paths.pdf)):
+                path.write_bytes(data)
         except OSError as error:
             raise CardSdkError(f"The printer could not spool the card: {error.strerror or error}.") from error
         return paths
+
+    def print_card(self, job: CardJob, attempt_label: str) -> PrintedCard:
+        """Render and spool one card."""
+        return self.spool(job, self.render(job, attempt_label))
 
 
 def spool_stem(card_id: int, attempt_label: str) -> str:

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from typing import Protocol
 
 from tasks.cardsdk.job import CardJob, CardSdkError, EncodeResult, ProductionResult
 from tasks.cardsdk.printer import SpoolPrinter
+
+
+class _Drawing:
+    """One process that draws cards while their chips are encoded, started with the first card.
+
+    A process, not a thread: drawing is Python as much as image code, and on a thread it slowed
+    the encoding it was meant to overlap (they share one interpreter lock). Every station of the
+    process shares it: a station produces one card at a time.
+    """
+
+    def __init__(self):
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, render, job: CardJob, attempt_label: str) -> Future:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            pool = self._pool
+        try:
+            # The guard is the station's own (a database check): the drawing never needs it.
+            return pool.submit(render, replace(job, guard=None), attempt_label)
+        except BrokenProcessPool:
+            with self._lock:  # the drawing process died (killed, out of memory): a new one
+                if self._pool is pool:
+                    self._pool = None
+            return self.submit(render, job, attempt_label)
+
+
+_DRAWING = _Drawing()
 
 
 class Encoder(Protocol):
@@ -33,21 +68,28 @@ class Station:
         self.unavailable = unavailable
 
     def produce(self, job: CardJob, attempt_label: str) -> ProductionResult:
-        """Produce one physical card; raises CardSdkError with the operator-facing reason."""
+        """Produce one physical card; raises CardSdkError with the operator-facing reason.
+
+        The card is drawn in another process while its chip is encoded, and printed only once
+        the chip took its data: a card whose encoding failed is never printed.
+        """
         encoded = None
         if self.device_seconds:
             time.sleep(self.device_seconds)
-        if job.encode:
-            if self.encoder is None:
-                raise CardSdkError(self.unavailable or f"Station {self.name} has no encoder; turn "
-                                   "encoding off or use a station with a card reader.")
-            encoded = self.encoder.encode(job)
+        if job.encode and self.encoder is None:
+            raise CardSdkError(self.unavailable or f"Station {self.name} has no encoder; turn "
+                               "encoding off or use a station with a card reader.")
+        drawing = _DRAWING.submit(self.printer.render, job, attempt_label)
         try:
-            printed = self.printer.print_card(job, attempt_label)
+            if job.encode:
+                encoded = self.encoder.encode(job)
+            printed = self.printer.spool(job, drawing.result())
         except CardSdkError:
             if encoded is not None:
                 self.spoil(job.attempt_ref, "printing failed after encoding")
             raise
+        finally:
+            drawing.cancel()
         return ProductionResult(
             physical_serial=encoded.chip_serial if encoded else printed.serial,
             files=[str(printed.front_png), str(printed.back_png), str(printed.pdf)],

@@ -16,8 +16,11 @@ from tasks.cardsdk.station import Station
 class BlankPrinter:
     """A printer that prints nothing: what remains is the engine and the database."""
 
-    def print_card(self, job, attempt_label: str) -> PrintedCard:
-        stem = job.spool_dir / f"card-{job.card_id}-{attempt_label}"
+    def render(self, job, attempt_label: str) -> str:
+        return f"card-{job.card_id}-{attempt_label}"
+
+    def spool(self, job, stem: str) -> PrintedCard:
+        stem = job.spool_dir / stem
         return PrintedCard("PRN-BLANK", stem.with_suffix(".f.png"), stem.with_suffix(".b.png"),
                            stem.with_suffix(".pdf"))
 
