@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -77,6 +78,21 @@ class CertificateAuthority(Protocol):
         ``card_uuid`` (the card's GUID) and ``fascn`` (the 25-byte packed FASC-N) go into the
         subjectAltName of the profiles that carry them (PIV and Card Authentication).
         """
+        ...
+
+    def issue_card(
+        self,
+        requests: Sequence[tuple[object, str]],
+        subject_cn: str,
+        validity_days: int,
+        attempt_ref: str,
+        card_number: str | None = None,
+        guard=None,
+        card_uuid: uuid.UUID | None = None,
+        fascn: bytes | None = None,
+    ) -> list[x509.Certificate]:
+        """``issue`` for every (public key, profile name) of one card, recorded together (one
+        guard check): what the encoder calls. An adaptor may issue them one by one, revoking what it got before it raises."""
         ...
 
     def content_signer(self) -> tuple[PrivateKeyTypes, x509.Certificate]:
@@ -264,33 +280,52 @@ class LocalCA:
         card_uuid: uuid.UUID | None = None,
         fascn: bytes | None = None,
     ) -> x509.Certificate:
-        """Sign a certificate for ``public_key`` after the profile ``profile_name`` and record it.
+        """Sign a certificate for ``public_key`` after the profile ``profile_name`` and record it."""
+        return self.issue_card([(public_key, profile_name)], subject_cn, validity_days, attempt_ref,
+                               card_number, guard, card_uuid, fascn)[0]
+
+    def issue_card(
+        self,
+        requests: Sequence[tuple[object, str]],
+        subject_cn: str,
+        validity_days: int,
+        attempt_ref: str,
+        card_number: str | None = None,
+        guard=None,
+        card_uuid: uuid.UUID | None = None,
+        fascn: bytes | None = None,
+    ) -> list[x509.Certificate]:
+        """Sign a certificate per (public key, profile name) of one card, and record them all in
+        one transaction: one guard check and one commit a card, not one a certificate.
 
         ``guard(session)`` runs in the recording transaction and may refuse (CardSdkError): a
-        certificate that is not recorded cannot be revoked, so it must not leave the CA either.
+        certificate that is not recorded cannot be revoked, so none leaves the CA either.
         """
-        profile = self.config.profile(profile_name)
-        if profile is None or profile.slot is None:
-            raise CaRefusedError(f"The CA has no certificate profile {profile_name!r}.")
         if not 1 <= validity_days <= 3650:
             raise CaRefusedError(f"The CA refuses a validity of {validity_days} days.")
         if not isinstance(subject_cn, str) or not 0 < len(subject_cn) <= 40 or not subject_cn.isprintable():
             raise CaRefusedError("The CA refuses a subject name that is empty, longer than 40 characters or "
                                  "holds control characters.")
-        try:
-            kinds = profile.subject_alt_name
-            names = subject_alt_names(card_uuid if "uuid" in kinds else None,
-                                      fascn if "fascn" in kinds else None)
-            subject = profile.subject_name(subject_cn)
-            certificate = self._builder(profile, subject, public_key, validity_days, names).sign(
-                self.key, hashes.SHA256())
-        except (TypeError, ValueError) as error:
-            raise CaRefusedError(f"The CA refused the request: {error}.") from None
+        signed: list[tuple[x509.Certificate, CertificateProfile]] = []
+        for public_key, profile_name in requests:
+            profile = self.config.profile(profile_name)
+            if profile is None or profile.slot is None:
+                raise CaRefusedError(f"The CA has no certificate profile {profile_name!r}.")
+            try:
+                kinds = profile.subject_alt_name
+                names = subject_alt_names(card_uuid if "uuid" in kinds else None,
+                                          fascn if "fascn" in kinds else None)
+                subject = profile.subject_name(subject_cn)
+                signed.append((self._builder(profile, subject, public_key, validity_days, names).sign(
+                    self.key, hashes.SHA256()), profile))
+            except (TypeError, ValueError) as error:
+                raise CaRefusedError(f"The CA refused the request: {error}.") from None
         with self.sessions.begin() as session:
             if guard is not None:
                 guard(session)
-            self._record(session, certificate, attempt_ref, card_number, profile)
-        return certificate
+            for certificate, profile in signed:
+                self._record(session, certificate, attempt_ref, card_number, profile)
+        return [certificate for certificate, _profile in signed]
 
     @staticmethod
     def _record(session: Session, certificate: x509.Certificate, attempt_ref: str, card_number: str | None,

@@ -141,15 +141,16 @@ class Encoder:
         )
         client.change_pin(profile.factory_pin, pin)
         client.change_puk(profile.factory_puk, puk)
+        types = certificate_types(job)
+        keys = [client.generate_key(SLOTS[kind]["slot"], profile.algorithm_for(kind)) for kind in types]
+        # Issued together: the CA records a card's certificates in one transaction.
+        certificates = self._timed("ca", self._issue, list(zip(keys, types, strict=True)), job)
         written: list[tuple[int, bytes]] = []
-        for certificate_type in certificate_types(job):
-            algorithm = profile.algorithm_for(certificate_type)
-            slot, object_tag = SLOTS[certificate_type]["slot"], SLOTS[certificate_type]["object"]
-            public_key = client.generate_key(slot, algorithm)
-            certificate = self._timed("ca", self._issue, public_key, job, certificate_type)
+        for certificate_type, certificate in zip(types, certificates, strict=True):
             issued.append(f"{certificate.serial_number:X}")
             der = certificate.public_bytes(serialization.Encoding.DER)
-            written.append((object_tag, tlv(0x70, der) + tlv(0x71, b"\x00") + tlv(0xFE, b"")))
+            written.append((SLOTS[certificate_type]["object"],
+                            tlv(0x70, der) + tlv(0x71, b"\x00") + tlv(0xFE, b"")))
         for object_tag, content in self._timed("objects", self._card_objects, job, written):
             client.put_object(object_tag, content)
         if changes_key:
@@ -182,13 +183,13 @@ class Encoder:
                 raise CaRefusedError(f"The CA has no content signer for the CHUID ({error}).") from error
         return self._signer
 
-    def _issue(self, public_key, job: CardJob, certificate_type: str):
-        """Ask the CA for one certificate; any CA failure becomes CaRefusedError."""
+    def _issue(self, requests: list[tuple[object, str]], job: CardJob):
+        """Ask the CA for the card's certificates, (public key, certificate type) each; any CA
+        failure becomes CaRefusedError."""
         try:
-            return self.ca.issue(
-                public_key,
+            return self.ca.issue_card(
+                requests,
                 job.card_number,
-                certificate_type,
                 job.validity_days,
                 job.attempt_ref,
                 card_number=job.card_number,
@@ -199,9 +200,8 @@ class Encoder:
         except CardSdkError:
             raise
         except Exception as error:
-            raise CaRefusedError(
-                f"The CA did not issue the {certificate_type} certificate ({error})."
-            ) from error
+            kinds = " and ".join(kind for _key, kind in requests)
+            raise CaRefusedError(f"The CA did not issue the {kinds} certificates ({error}).") from error
 
     def _revoke_after_failure(self, job: CardJob, issued: list[str]) -> None:
         """Revoke what this attempt got issued; the original error stays the one reported."""

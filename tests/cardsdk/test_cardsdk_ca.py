@@ -82,3 +82,21 @@ def test_the_ca_refuses_unknown_profiles_and_silly_validity(ca):
         ca.issue(key, "TC-1", "Retina Scan", 14, "a-1")
     with pytest.raises(CaRefusedError, match="validity"):
         ca.issue(key, "TC-1", "PIV Authentication", 0, "a-1")
+
+
+def test_a_cards_certificates_are_recorded_together_under_one_guard_check(ca, sessions):
+    keys = [ec.generate_private_key(ec.SECP256R1()).public_key() for _ in range(2)]
+    requests = list(zip(keys, ("PIV Authentication", "Card Authentication"), strict=True))
+    checks = []
+    issued = ca.issue_card(requests, "TC-1", 14, "a-1", guard=checks.append)
+    assert len(checks) == 1 and len(issued) == 2
+    assert [certificate.public_key() for certificate in issued] == keys
+
+    def refuse(_session):
+        raise CaRefusedError("the claim lapsed")
+
+    with pytest.raises(CaRefusedError, match="claim lapsed"):
+        ca.issue_card(requests, "TC-1", 14, "a-2", guard=refuse)
+    with sessions() as session:
+        recorded = session.scalars(select(IssuedCertificate.attempt_ref)).all()
+    assert sorted(recorded) == ["a-1", "a-1"], "a refused card records none of its certificates"
