@@ -10,13 +10,15 @@ same signer signed.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 
-from asn1crypto import algos, cms, core
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import algos, core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from tasks.cardsdk.piv.apdu import tlv
 
 # id-PIV-CHUIDSecurityObject, id-icao-ldsSecurityObject, pivSigner-DN.
 ID_PIV_CHUID_SECURITY_OBJECT = "2.16.840.1.101.3.6.1"
@@ -29,49 +31,76 @@ SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 def sign(content: bytes, content_type: str, key: SigningKey, certificate: x509.Certificate,
          detached: bool, with_certificate: bool = True) -> bytes:
     """A DER ContentInfo holding SignedData over ``content`` by ``key`` (``certificate``'s key),
-    with ``certificate`` in it unless ``with_certificate`` is false."""
-    signer = _parsed(certificate.public_bytes(serialization.Encoding.DER))
-    attributes = cms.CMSAttributes([
-        cms.CMSAttribute({"type": "content_type", "values": [content_type]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(content).digest()]}),
-        cms.CMSAttribute({"type": ID_PIV_SIGNER_DN, "values": [signer.subject]}),
-    ])
-    # What is signed is the DER SET OF the attributes (RFC 5652 5.4), sorted as DER wants.
-    to_sign = attributes.dump()
+    with ``certificate`` in it unless ``with_certificate`` is false.
+
+    Written as DER directly: every part but the digest, the signature and the content is the same
+    for every card of a signer and is encoded once (asn1crypto built it in about 0.7 ms a
+    signature, two a card). ``tests/cardsdk/test_cms_signing.py`` checks the bytes against
+    asn1crypto's reading and re-encoding, and the signature with cryptography.
+    """
+    signer = _signer(certificate.public_bytes(serialization.Encoding.DER))
+    # A DER SET OF is sorted by the elements' encodings (X.690 11.6); RFC 5652 5.4 signs that SET.
+    attributes = b"".join(sorted((
+        _attribute(_oid("1.2.840.113549.1.9.3"), _oid(content_type)),  # content type
+        _attribute(_oid("1.2.840.113549.1.9.4"), tlv(0x04, hashlib.sha256(content).digest())),  # digest
+        _attribute(_oid(ID_PIV_SIGNER_DN), signer.subject),
+    )))
+    to_sign = tlv(0x31, attributes)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         signature = key.sign(to_sign, ec.ECDSA(hashes.SHA256()))
-        algorithm = "sha256_ecdsa"
+        algorithm = _algorithm("sha256_ecdsa")
     elif isinstance(key, rsa.RSAPrivateKey):
         signature = key.sign(to_sign, padding.PKCS1v15(), hashes.SHA256())
-        algorithm = "sha256_rsa"
+        algorithm = _algorithm("sha256_rsa")
     else:
         raise ValueError(f"a content signer cannot be a {type(key).__name__}")
-    signer_info = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-            "issuer": signer.issuer, "serial_number": signer.serial_number})}),
-        "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-        "signed_attrs": attributes,
-        "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": algorithm}),
-        "signature": signature,
-    })
-    encapsulated = {"content_type": content_type}
-    if not detached:
-        encapsulated["content"] = core.ParsableOctetString(content)
-    fields = {
-        # Version 3: the encapsulated content is not id-data (RFC 5652 5.1).
-        "version": "v3",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-        "encap_content_info": cms.EncapsulatedContentInfo(encapsulated),
-        "signer_infos": [signer_info],
-    }
-    if with_certificate:
-        fields["certificates"] = [signer]
-    signed_data = cms.SignedData(fields)
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    sha256 = _algorithm("sha256")
+    signer_info = tlv(0x30, _VERSION_1 + signer.issuer_and_serial + sha256 + tlv(0xA0, attributes)
+                      + algorithm + tlv(0x04, signature))
+    encapsulated = _oid(content_type) + (b"" if detached else tlv(0xA0, tlv(0x04, content)))
+    signed_data = (_VERSION_3 + tlv(0x31, sha256) + tlv(0x30, encapsulated)
+                   + (tlv(0xA0, signer.certificate) if with_certificate else b"") + tlv(0x31, signer_info))
+    return tlv(0x30, _oid("1.2.840.113549.1.7.2") + tlv(0xA0, tlv(0x30, signed_data)))
+
+
+# Version 1 of SignerInfo (issuer and serial); version 3 of SignedData, as the encapsulated
+# content is not id-data (RFC 5652 5.1).
+_VERSION_1, _VERSION_3 = b"\x02\x01\x01", b"\x02\x01\x03"
+
+
+@dataclass(frozen=True)
+class _Signer:
+    """What SignedData says of its signer, encoded once: its certificate, its subject (the
+    pivSigner-DN) and its IssuerAndSerialNumber."""
+
+    certificate: bytes
+    subject: bytes
+    issuer_and_serial: bytes
 
 
 @lru_cache(maxsize=8)
-def _parsed(der: bytes) -> asn1_x509.Certificate:
-    """The signer's certificate as asn1crypto sees it, parsed once per signer (it signs every card)."""
-    return asn1_x509.Certificate.load(der)
+def _signer(der: bytes) -> _Signer:
+    """The signer of ``der`` as SignedData names it, encoded once per signer (it signs every card)."""
+    certificate = x509.load_der_x509_certificate(der)
+    serial = certificate.serial_number
+    number = tlv(0x02, serial.to_bytes(serial.bit_length() // 8 + 1, "big"))
+    return _Signer(der, certificate.subject.public_bytes(),
+                   tlv(0x30, certificate.issuer.public_bytes() + number))
+
+
+@lru_cache(maxsize=16)
+def _oid(dotted: str) -> bytes:
+    """An OBJECT IDENTIFIER, DER."""
+    return core.ObjectIdentifier(dotted).dump()
+
+
+@lru_cache(maxsize=8)
+def _algorithm(name: str) -> bytes:
+    """An AlgorithmIdentifier (a digest, or a signature with its digest), DER."""
+    return (algos.DigestAlgorithm if name == "sha256" else algos.SignedDigestAlgorithm)(
+        {"algorithm": name}).dump()
+
+
+def _attribute(kind: bytes, value: bytes) -> bytes:
+    """One signed attribute: its type and a SET OF its one value."""
+    return tlv(0x30, kind + tlv(0x31, value))
