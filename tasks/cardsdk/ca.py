@@ -92,7 +92,8 @@ class CertificateAuthority(Protocol):
         fascn: bytes | None = None,
     ) -> list[x509.Certificate]:
         """``issue`` for every (public key, profile name) of one card, recorded together (one
-        guard check): what the encoder calls. An adaptor may issue them one by one, revoking what it got before it raises."""
+        guard check): what the encoder calls. An adaptor may issue them one by one, revoking
+        what it got before it raises."""
         ...
 
     def content_signer(self) -> tuple[PrivateKeyTypes, x509.Certificate]:
