@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,37 +18,46 @@ def settings(tmp_path):
     return make_settings(tmp_path / "instance")
 
 
+@contextmanager
+def write_lock_held(services):
+    """Another connection holds SQLite's write lock for the block (production writing a card)."""
+    writer = sqlite3.connect(services.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def assert_served(client, url: str, shows: str) -> None:
+    """The page answers at once, in full; one waiting for the lock would wait the busy timeout (30 s)."""
+    began = time.monotonic()
+    page = client.get(url)
+    assert time.monotonic() - began < 5, url
+    assert page.status_code == 200 and shows in page.get_data(as_text=True), url
+
+
 def test_operator_and_auditor_pages_are_served_while_a_writer_holds_the_lock(login, services,
                                                                              requested_cards):
     op = login()
     instance_id = op.start()
     op.order_page(instance_id)
     auditor = login("aud", "auditor")
-    writer = sqlite3.connect(services.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")
-    try:
+    with write_lock_held(services):
         for client, url, shows in ((op, "/batch-orders", "Search cards"),
                                    (op, f"/orders/{instance_id}?number=TC-00001", "TC-000010"),
                                    (op, f"/orders/{instance_id}/status", "Search cards"),
                                    (op, "/cards/TC-000003", "TC-000003"),
                                    (auditor, "/audit/", "login"),
                                    (auditor, "/audit/orders", "op")):
-            began = time.monotonic()
-            page = client.get(url)
-            # A page that waited for the lock would wait the busy timeout (30 s), then fail.
-            assert time.monotonic() - began < 5, url
-            assert page.status_code == 200 and shows in page.get_data(as_text=True), url
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
+            assert_served(client, url, shows)
 
 
 def test_admin_pages_and_health_checks_are_served_while_a_writer_holds_the_lock(login, services):
     admin = login("adm", "admin")
-    writer = sqlite3.connect(services.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")
-    try:
-        process = "TempCardsBoProcIssueMultiple"
+    process = "TempCardsBoProcIssueMultiple"
+    with write_lock_held(services):
         for url, shows in (("/admin/", process),
                            (f"/admin/process/{process}/source", "bpmn:process"),
                            (f"/admin/process/{process}/diff", process),
@@ -59,10 +69,4 @@ def test_admin_pages_and_health_checks_are_served_while_a_writer_holds_the_lock(
                            ("/admin/stations", "Stations"),
                            ("/healthz", "database"),
                            ("/metrics", "cardflow")):
-            began = time.monotonic()
-            page = admin.get(url)
-            assert time.monotonic() - began < 5, url
-            assert page.status_code == 200 and shows in page.get_data(as_text=True), url
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
+            assert_served(admin, url, shows)
