@@ -2,46 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
 from typing import Protocol
 
+from tasks.cardsdk.drawing import Drawers
 from tasks.cardsdk.job import CardJob, CardSdkError, EncodeResult, ProductionResult
 from tasks.cardsdk.printer import SpoolPrinter
-
-
-class _Drawing:
-    """One process that draws cards while their chips are encoded, started with the first card.
-
-    A process, not a thread: drawing is Python as much as image code, and on a thread it slowed
-    the encoding it was meant to overlap (they share one interpreter lock). Every station of the
-    process shares it: a station produces one card at a time.
-    """
-
-    def __init__(self):
-        self._pool: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, render, job: CardJob, attempt_label: str) -> Future:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            pool = self._pool
-        try:
-            # The guard is the station's own (a database check): the drawing never needs it.
-            return pool.submit(render, replace(job, guard=None), attempt_label)
-        except BrokenProcessPool:
-            with self._lock:  # the drawing process died (killed, out of memory): a new one
-                if self._pool is pool:
-                    self._pool = None
-            return self.submit(render, job, attempt_label)
-
-
-_DRAWING = _Drawing()
 
 
 class Encoder(Protocol):
@@ -60,6 +26,7 @@ class Station:
     def __init__(self, printer: SpoolPrinter, encoder: Encoder | None = None, name: str = "virtual",
                  unavailable: str | None = None, device_seconds: float = 0.0):
         self.printer = printer
+        self._drawers = Drawers(printer.render)
         self.encoder = encoder
         self.name = name
         # Simulated time the devices take a card (benchmarks, tests of long orders).
@@ -79,17 +46,19 @@ class Station:
         if job.encode and self.encoder is None:
             raise CardSdkError(self.unavailable or f"Station {self.name} has no encoder; turn "
                                "encoding off or use a station with a card reader.")
-        drawing = _DRAWING.submit(self.printer.render, job, attempt_label)
+        drawing = self._drawers.start(job, attempt_label)
         try:
             if job.encode:
                 encoded = self.encoder.encode(job)
+        except BaseException:
+            drawing.discard()
+            raise
+        try:
             printed = self.printer.spool(job, drawing.result())
         except CardSdkError:
             if encoded is not None:
                 self.spoil(job.attempt_ref, "printing failed after encoding")
             raise
-        finally:
-            drawing.cancel()
         return ProductionResult(
             physical_serial=encoded.chip_serial if encoded else printed.serial,
             files=[str(printed.front_png), str(printed.back_png), str(printed.pdf)],
