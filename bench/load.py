@@ -217,9 +217,16 @@ def seed(settings, operators: int, auditors: int, cards: int) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user and system) process ``pid`` has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user and system) process ``pid`` and its live children (page processes, the
+    drawing process) have used so far (Linux /proc); a child that ended meanwhile is left out."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    children = [int(child) for tasks in Path(f"/proc/{pid}/task").glob("*/children")
+                for child in tasks.read_text().split()]
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 class Phase:
@@ -253,7 +260,7 @@ def walk(server: WebServer, operators: list[Browser], auditors: list[Browser], o
 def run(settings, folder: Path, args) -> list[Phase]:
     """Seed, serve, log everyone in, open orders, then walk the pages: operators, then saturation."""
     seed(settings, args.operators, args.auditors, args.cards)
-    server = WebServer(settings, write_stations(folder / "stations.toml", ["virtual"], 0.0))
+    server = WebServer(settings, write_stations(folder / "stations.toml", ["virtual"], 0.0), args.processes)
     server.start()
     try:
         operators = [Browser(server.port, Recorder(), args.think, n) for n in range(args.operators)]
@@ -323,6 +330,8 @@ def main() -> None:
     parser.add_argument("--open-orders", type=int, default=3, help="open orders per operator (2 or more)")
     parser.add_argument("--issue-every", type=int, default=4,
                         help="rounds between two steps of the order the operator takes through production")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="cardflow run --processes: processes serving pages (default: one a core)")
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
     args = parser.parse_args()
     url = args.database_url
@@ -332,7 +341,8 @@ def main() -> None:
         settings = make_settings(Path(folder) / "instance", database_url)
         phases = run(settings, Path(folder), args)
     print(f"{args.operators} operators + {args.auditors} auditors, {kind}, {args.cards:,} requested cards, "
-          f"{args.open_orders} open orders each, {args.seconds:.0f} s a phase")
+          f"{args.open_orders} open orders each, {args.seconds:.0f} s a phase, "
+          f"cardflow run --processes {args.processes}")
     for number, phase in enumerate(phases):
         report(phase, floor=number == 0)
 

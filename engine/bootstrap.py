@@ -20,11 +20,11 @@ import tasks.cardsdk.records  # noqa: F401  (registers the Card SDK's tables on 
 from engine import schema
 from engine.audit_signing import HeadSigner
 from engine.config import Settings
-from engine.db import make_engine, make_sessions, unit_of_work
+from engine.db import make_engine, make_sessions, read_only, unit_of_work
 from engine.deployment import deploy_all, deploy_files
 from engine.domain_audit import record_trail, wire_domain_audit
 from engine.forms.widgets import WidgetRegistry
-from engine.jobs import InProcessJobs, JobDeferred
+from engine.jobs import InProcessJobs, JobDeferred, Jobs
 from engine.leases import InstanceBusy
 from engine.runner import Runner
 from engine.runtime import Runtime, post_message, withdraw_messages
@@ -88,12 +88,15 @@ def worker_id(station: str) -> str:
 
 def build_services(settings: Settings,
                    station_factory: Callable[[sessionmaker[Session]], Station] | None = None,
-                   in_process: bool | None = None, sweep: bool = True) -> Services:
+                   in_process: bool | None = None, sweep: bool = True,
+                   jobs_factory: Callable[[Callable[[str], bool]], Jobs] | None = None) -> Services:
     """Wire the product together for ``settings`` (the database must already be initialised).
 
     ``station_factory`` replaces the configured station (a test's card stock, say). Work runs in
-    this process unless a broker is configured (``in_process`` overrides); ``sweep`` starts the
-    sweeper that takes over what dead hosts left (a station worker starts its own).
+    this process unless a broker is configured (``in_process`` overrides), or where
+    ``jobs_factory`` sends it (given the instance idle check; a page process of ``cardflow run
+    --processes N``); ``sweep`` starts the sweeper that takes over what dead hosts left (a station
+    worker starts its own).
     """
     settings.ensure_instance()
     db = make_engine(settings.database_url)
@@ -114,7 +117,9 @@ def build_services(settings: Settings,
         worker=worker_id(station.name), pool=settings.station.pool, claim_seconds=settings.claim_seconds)
     registry = ServiceRegistry(build_handlers(sessions, production))
     runtime_box: list[Runtime] = []
-    if in_process if in_process is not None else not settings.broker_url:
+    if jobs_factory is not None:
+        jobs = jobs_factory(lambda iid: instance_idle(sessions, iid))
+    elif in_process if in_process is not None else not settings.broker_url:
         runner = Runner(lambda instance_id: runtime_box[0].advance(instance_id),
                         threads=settings.runner_threads, retry_on=(InstanceBusy,))
         jobs = InProcessJobs(runner, external_jobs(production), idle=lambda iid: instance_idle(sessions, iid))
@@ -147,8 +152,11 @@ def external_jobs(production: ProductionContext) -> dict[str, Callable[[dict], N
 
 
 def instance_idle(sessions: sessionmaker[Session], instance_id: str) -> bool:
-    """Whether the instance waits for a person or has ended (nothing for a job host to do)."""
-    with unit_of_work(sessions) as session:
+    """Whether the instance waits for a person or has ended (nothing for a job host to do).
+
+    Polled while a page waits for the engine (``wait``), so it takes no write lock. Called from
+    posts, never inside a page's shared read: it must see the engine's latest commit."""
+    with read_only(sessions) as session:
         row = session.execute(select(Instance.status, Instance.waiting_for,
                                      or_(Instance.locked_by.is_(None), Instance.locked_until < utcnow()))
                               .where(Instance.id == instance_id)).first()

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Callable
 
 from celery import Celery
 from kombu import Exchange, Queue
+
+from engine.jobs import RemoteJobs
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def make_app(broker_url: str, name: str = "cardflow") -> Celery:
     return app
 
 
-class CeleryJobs:
+class CeleryJobs(RemoteJobs):
     """``Jobs`` on a broker: engine steps on ``cardflow.engine``, station jobs on their pool's
     queue, consumed by ``cardflow worker`` processes on any machine."""
 
@@ -114,9 +115,8 @@ class CeleryJobs:
         self.prefix = queue_prefix() if prefix is None else prefix
         if not PREFIX.fullmatch(self.prefix):
             raise ValueError("a queue prefix is 1-64 letters, digits, '.', '_' or '-'")
+        super().__init__(idle)
         self.app = make_app(broker_url)
-        # Whether an instance waits for a person or has ended (read from the database).
-        self._idle = idle
         self._closed = False
 
     def queue(self, name: str) -> Queue:
@@ -167,20 +167,6 @@ class CeleryJobs:
         except Exception as error:
             log.warning("depth of queue %s unknown (%s)", queue, type(error).__name__)
             return None
-
-    def wait(self, instance_id: str, timeout: float = 60.0) -> bool:
-        """Block until the instance waits for a person or has ended; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._idle is None or self._idle(instance_id):
-                return True
-            time.sleep(0.05)
-        return False
-
-    def busy(self, instance_id: str) -> bool:
-        """True while the instance has work under way (engine steps due or running, or cards
-        being produced): the broker's queues are not this process's to look into."""
-        return self._idle is not None and not self._idle(instance_id)
 
     def close(self) -> None:
         """Stop sending and close the broker connections (jobs already sent stay queued)."""

@@ -217,23 +217,31 @@ def _attach_virtual_card(ctx: click.Context, obj: CliContext) -> None:
     click.echo("encoding through pcscd, reader Virtual PCD 00 00")
 
 
-def _serve(obj: CliContext, host: str, port: int) -> None:
+def _serve(obj: CliContext, host: str, port: int, processes: int = 1) -> None:
     from waitress import serve
 
+    from engine import web_processes
     from engine.web.app import create_app
 
     app = create_app(obj.settings, obj.services)
-    click.echo(f"cardflow serving on http://{host}:{port}/")
-    serve(app, host=host, port=port, threads=8, ident="cardflow")
+    click.echo(f"cardflow serving on http://{host}:{port}/"
+               + (f" from {processes} processes" if processes > 1 else ""))
+    if processes > 1:
+        web_processes.serve(app, obj.services, host, port, processes)
+    else:
+        serve(app, host=host, port=port, threads=web_processes.THREADS, ident="cardflow")
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True)
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 32),
+              help="Processes serving pages, about one a core: the first also runs the engine and "
+                   "the station, the others hand their work to it.")
 @click.pass_obj
-def run(obj: CliContext, host: str, port: int) -> None:
+def run(obj: CliContext, host: str, port: int, processes: int) -> None:
     """Serve the web console."""
-    _serve(obj, host, port)
+    _serve(obj, host, port, processes)
 
 
 @main.command()

@@ -1,7 +1,9 @@
 """Where work runs: engine steps of instances, and external jobs such as one card at a station.
 
-One contract, two hosts: ``InProcessJobs`` (threads of this process, the embedded default) and
-``engine.celery_jobs.CeleryJobs`` (queues of a broker, consumed by ``cardflow worker``). Jobs
+One contract, three hosts: ``InProcessJobs`` (threads of this process, the embedded default),
+``engine.celery_jobs.CeleryJobs`` (queues of a broker, consumed by ``cardflow worker``) and
+``engine.web_processes.ForwardedJobs`` (a page process of ``cardflow run --processes N`` hands
+its work to the first process, which hosts the engine and the station). Jobs
 carry ids only and the database holds the truth, so a job delivered twice or lost does no harm:
 a duplicate finds its work claimed or done, and the sweeper re-sends what a lost job left.
 """
@@ -45,6 +47,30 @@ class Jobs(Protocol):
 
     def close(self) -> None:
         """Stop sending; let running jobs finish."""
+
+
+class RemoteJobs:
+    """What a process whose work runs elsewhere knows of an instance: what the database says."""
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, idle: Callable[[str], bool] | None = None):
+        # Whether an instance waits for a person or has ended (read from the database).
+        self._idle = idle
+
+    def wait(self, instance_id: str, timeout: float = 60.0) -> bool:
+        """Block until the instance waits for a person or has ended; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._idle is None or self._idle(instance_id):
+                return True
+            time.sleep(self.POLL_SECONDS)
+        return False
+
+    def busy(self, instance_id: str) -> bool:
+        """True while the instance has work under way (engine steps due or running, or cards
+        being produced): the other host's queues are not this process's to look into."""
+        return self._idle is not None and not self._idle(instance_id)
 
 
 class InProcessJobs:

@@ -10,6 +10,7 @@ import logging
 
 from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from prometheus_client import CollectorRegistry
 
 from engine import metrics
 from engine.bootstrap import Services, build_services, published_widgets, resume_pending
@@ -17,6 +18,7 @@ from engine.config import Settings
 from engine.db import shared_reads
 from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards, health, pin_letters, pki, search
 from engine.web.context import SERVICES_KEY, WIDGETS_KEY
+from engine.web_processes import HostLink, HostMetrics
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -31,10 +33,13 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+def create_app(settings: Settings | None = None, services: Services | None = None,
+               host: HostLink | None = None) -> Flask:
     """Build the console; ``services`` (from ``engine.bootstrap.build_services``) wins over settings.
 
     The caller that passes ``services`` keeps them and closes them; otherwise the app owns them.
+    ``host``: this is a page process of ``cardflow run --processes N``; the host process runs
+    the work and resumes interrupted orders, and its /metrics is served here too.
     """
     if services is None:
         services = build_services(settings or Settings.from_env())
@@ -63,14 +68,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(pki.bp)
     csrf.exempt(pki.bp)
     # /metrics: a registry of this app's own; the engine steps run here (in-process host) are timed.
-    registry, step_seconds = metrics.new_registry(lambda: health.metrics_snapshot(services))
-    metrics.instrument_runtime(services.runtime, step_seconds)
+    if host is None:
+        registry, step_seconds = metrics.new_registry(lambda: health.metrics_snapshot(services))
+        metrics.instrument_runtime(services.runtime, step_seconds)
+    else:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(HostMetrics(host))
     app.extensions[health.METRICS_KEY] = registry
     _register_error_pages(app)
     _share_page_reads(app, services)
     app.after_request(_security_headers)
     # Orders interrupted by a stop go on; the runner never advances one instance twice at a time.
-    resume_pending(services)
+    if host is None:
+        resume_pending(services)
     return app
 
 

@@ -158,8 +158,9 @@ class WebServer:
     """``cardflow run`` on a free port: the embedded default, where the web server is the only
     host (in-process runner and station), started, killed and started again like a real one."""
 
-    def __init__(self, settings: Settings, stations_file: Path):
+    def __init__(self, settings: Settings, stations_file: Path, processes: int = 1):
         self.port = _free_port()
+        self.processes = processes
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("CARDFLOW_")}
         self.env.update(CARDFLOW_DATABASE_URL=settings.database_url,
                         CARDFLOW_INSTANCE_PATH=str(settings.instance_path),
@@ -180,7 +181,8 @@ class WebServer:
     def start(self) -> float:
         """Start the server; the seconds until it answers."""
         began = time.monotonic()
-        self.process = subprocess.Popen([str(CARDFLOW), "run", "--port", str(self.port)], env=self.env,
+        self.process = subprocess.Popen([str(CARDFLOW), "run", "--port", str(self.port),
+                                         "--processes", str(self.processes)], env=self.env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not self.answering():
             if self.process.poll() is not None or time.monotonic() - began > READY_SECONDS:

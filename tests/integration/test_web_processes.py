@@ -1,0 +1,192 @@
+"""``cardflow run --processes 2``: a page process serves pages, its work runs on the host, both
+answer the same /metrics, connections are shared out, and the page process ends with its host."""
+
+from __future__ import annotations
+
+import html
+import http.client
+import os
+import re
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from engine.db import unit_of_work
+from engine.users import add_user
+from tasks.demo import add_requested_cards
+from tests.conftest import make_settings, start_services
+from tests.integration.workers import WebServer, write_stations
+
+PASSWORD = "processes-test-password"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+START = re.compile(r'<form method="post" action="(/batch-orders/start/[^"]+)"')
+TASK_FORM = re.compile(r'<form method="post" action="([^"]+)" class="task-form">')
+CARD_BOX = re.compile(r'<input type="checkbox" name="card" value="(\d+)"')
+TITLE = re.compile(r"<h1>([^<]*)</h1>")
+STEPS_COUNT = re.compile(r"^cardflow_step_seconds_count (\S+)$", re.M)
+
+
+class Client:
+    """One browser's keep-alive connection and cookies."""
+
+    def __init__(self, port: int, timeout: float = 30):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, fields: list[tuple[str, str]] | None = None):
+        """(status, body, redirect target)."""
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if fields is not None:
+            body = urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.connection.request(method, path, body, headers)
+        response = self.connection.getresponse()
+        text = response.read().decode()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+        return response.status, text, urlsplit(response.headers.get("Location", "")).path
+
+    def log_in(self) -> None:
+        _status, page, _ = self.request("GET", "/login")
+        status, _page, _ = self.request("POST", "/login", [("name", "op"), ("password", PASSWORD),
+                                                           ("csrf_token", TOKEN.search(page).group(1))])
+        assert status == 303
+
+    def post_step(self, page: str, fields: list[tuple[str, str]]) -> str:
+        """Post the step's form on ``page``; the order page after it."""
+        action = html.unescape(TASK_FORM.search(page).group(1))
+        status, _page, location = self.request("POST", action,
+                                               [*fields, ("csrf_token", TOKEN.search(page).group(1))])
+        assert status == 303, _page[:500]
+        return self.request("GET", location)[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """`cardflow run --processes 2` on SQLite with an operator and 20 requested cards."""
+    settings = make_settings(tmp_path / "instance")
+    services = start_services(settings)
+    with unit_of_work(services.sessions) as session:
+        add_user(session, "op", "operator", PASSWORD, actor="test")
+        add_requested_cards(session, 20, settings.organisation)
+    services.close()
+    server = WebServer(settings, write_stations(tmp_path / "stations.toml", ["virtual"], 0.0), processes=2)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+
+
+def page_processes(server: WebServer) -> list[int]:
+    """The host's page processes (not its drawing process)."""
+    pids = [int(pid) for tasks in Path(f"/proc/{server.process.pid}/task").glob("*/children")
+            for pid in tasks.read_text().split()]
+    return [pid for pid in pids if b"engine.web_processes" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@contextmanager
+def host_stopped(server: WebServer):
+    """The host process frozen (SIGSTOP): only a page process can answer meanwhile."""
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+def answered(client: Client) -> bool:
+    """Whether ``client``'s connection gets the login page within its timeout."""
+    try:
+        return client.request("GET", "/login")[0] == 200
+    except OSError:
+        return False
+
+
+def wait_for_page_process(server: WebServer, timeout: float = 30) -> None:
+    """Until a page process answers on its own (the host frozen meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        client = Client(server.port, timeout=1)
+        with host_stopped(server):
+            serving = answered(client)
+        client.connection.close()
+        if serving:
+            return
+        time.sleep(0.3)
+    raise AssertionError("no page process answered")
+
+
+def test_a_page_process_serves_pages_while_the_host_runs_their_work(server):
+    wait_for_page_process(server)
+    # Two browsers at once: the second connection goes to the process with fewer connections.
+    first, second = Client(server.port, timeout=2), Client(server.port, timeout=2)
+    assert answered(first) and answered(second)
+    with host_stopped(server):
+        served = [client for client in (first, second) if answered(client)]
+    assert len(served) == 1, "one connection is the host's, the other the page process's"
+    browser = served[0]
+    (second if browser is first else first).connection.close()  # its request waited for the host
+    browser.connection.sock.settimeout(30)
+    browser.log_in()
+
+    # An order started and taken through production from the page process: the engine steps
+    # and the card jobs it hands over run on the host.
+    _status, page, _ = browser.request("GET", "/batch-orders")
+    status, _page, location = browser.request("POST", html.unescape(START.search(page).group(1)),
+                                              [("csrf_token", TOKEN.search(page).group(1))])
+    assert status == 303
+    page = browser.request("GET", location)[1]
+    assert 'class="card-picker"' in page, TITLE.search(page)
+    cards = CARD_BOX.findall(page)[:2]
+    page = browser.post_step(page, [("action", "issue"), *[("card", card) for card in cards]])
+    assert TITLE.search(page).group(1) == "Selected cards"
+    page = browser.post_step(page, [("action", "next")])
+    deadline = time.monotonic() + 60
+    while TITLE.search(page).group(1) != "Review production" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        page = browser.request("GET", location)[1]
+    assert TITLE.search(page).group(1) == "Review production"
+    assert "(2 produced, 0 failed)" in browser.request("GET", "/batch-orders")[1]
+
+    # The page process runs no engine step: the steps its /metrics counts are the host's.
+    assert float(STEPS_COUNT.search(browser.request("GET", "/metrics")[1]).group(1)) > 0
+    browser.connection.close()
+
+
+def test_the_page_process_ends_with_its_host_and_comes_back_when_it_dies(server):
+    wait_for_page_process(server)
+    (first,) = page_processes(server)
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and page_processes(server) in ([], [first]):
+        time.sleep(0.2)
+    (second,) = page_processes(server)
+    assert second != first
+    wait_for_page_process(server)
+
+    server.kill()  # kill -9 of the host: the page process must not keep the port
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (_cmdline(second) or server.answering()):
+        time.sleep(0.1)
+    assert not _cmdline(second), "the page process outlived its host"
+    assert not server.answering()
+    server.start()  # the same port again
+    client = Client(server.port)
+    assert answered(client)
+    client.connection.close()
