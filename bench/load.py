@@ -229,12 +229,22 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(child) for child in children)
 
 
-class Phase:
-    """What one phase measured: the requests, its seconds, the server's and this process's CPU."""
+def machine_busy() -> tuple[int, int]:
+    """(busy, all) CPU ticks of the whole machine so far (Linux /proc/stat): every process, the
+    database server's included."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and waiting for I/O
+    return sum(ticks) - idle, sum(ticks)
 
-    def __init__(self, title: str, recorder: Recorder, seconds: float, server_cpu: float, own_cpu: float):
+
+class Phase:
+    """What one phase measured: the requests, its seconds, the server's and this process's CPU,
+    and the share of the whole machine's CPU that was busy."""
+
+    def __init__(self, title: str, recorder: Recorder, seconds: float, server_cpu: float, own_cpu: float,
+                 machine: float):
         self.title, self.recorder, self.seconds = title, recorder, seconds
-        self.server_cpu, self.own_cpu = server_cpu, own_cpu
+        self.server_cpu, self.own_cpu, self.machine = server_cpu, own_cpu, machine
 
 
 def walk(server: WebServer, operators: list[Browser], auditors: list[Browser], orders: list[list[str]],
@@ -244,6 +254,7 @@ def walk(server: WebServer, operators: list[Browser], auditors: list[Browser], o
     for browser in operators + auditors:
         browser.recorder, browser.think = recorder, think
     began, cpu, own = time.monotonic(), cpu_seconds(server.process.pid), time.process_time()
+    busy, ticks = machine_busy()
     deadline = began + seconds
     threads = [threading.Thread(target=operator, args=(browser, orders[n], deadline, args, n))
                for n, browser in enumerate(operators)]
@@ -253,8 +264,9 @@ def walk(server: WebServer, operators: list[Browser], auditors: list[Browser], o
         thread.start()
     for thread in threads:
         thread.join()
+    busy_after, ticks_after = machine_busy()
     return Phase(title, recorder, time.monotonic() - began, cpu_seconds(server.process.pid) - cpu,
-                 time.process_time() - own)
+                 time.process_time() - own, (busy_after - busy) / max(ticks_after - ticks, 1))
 
 
 def run(settings, folder: Path, args) -> list[Phase]:
@@ -304,7 +316,9 @@ def report(phase: Phase, floor: bool) -> None:
     print(f"server CPU: {phase.server_cpu / seconds:.0%} of a core, {phase.server_cpu * per_request:.1f} ms "
           "a request (production and engine steps included)")
     print(f"load generator CPU: {phase.own_cpu / seconds:.0%} of a core, "
-          f"{phase.own_cpu * per_request:.1f} ms a request (this machine has {os.cpu_count()} cores)")
+          f"{phase.own_cpu * per_request:.1f} ms a request")
+    print(f"whole machine: {phase.machine:.0%} of its {os.cpu_count()} cores busy (the database server and "
+          "anything else running included)")
     errors = sum(recorder.errors.values())
     if floor:
         met = worst is not None and worst[1] < FLOOR_MS and errors == 0
