@@ -2,7 +2,7 @@
 
 One contract, three hosts: ``InProcessJobs`` (threads of this process, the embedded default),
 ``engine.celery_jobs.CeleryJobs`` (queues of a broker, consumed by ``cardflow worker``) and
-``engine.web_processes.ForwardedJobs`` (a page process of ``cardflow run --processes N`` hands
+``engine.host_link.ForwardedJobs`` (a page process of ``cardflow run --processes N`` hands
 its work to the first process, which hosts the engine and the station). Jobs
 carry ids only and the database holds the truth, so a job delivered twice or lost does no harm:
 a duplicate finds its work claimed or done, and the sweeper re-sends what a lost job left.

@@ -16,9 +16,9 @@ from engine import metrics
 from engine.bootstrap import Services, build_services, published_widgets, resume_pending
 from engine.config import Settings
 from engine.db import shared_reads
+from engine.host_link import HostLink, HostMetrics
 from engine.web import admin, audit, auth, batch_orders, bpmn_assets, cards, health, pin_letters, pki, search
 from engine.web.context import SERVICES_KEY, WIDGETS_KEY
-from engine.web_processes import HostLink, HostMetrics
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()

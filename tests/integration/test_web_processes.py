@@ -122,7 +122,7 @@ def wait_for_page_process(server: WebServer, timeout: float = 30) -> None:
     """Until a page process answers on its own (the host frozen meanwhile)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        client = Client(server.port, timeout=1)
+        client = Client(server.port, timeout=3)
         with host_stopped(server):
             serving = answered(client)
         client.connection.close()
@@ -135,7 +135,7 @@ def wait_for_page_process(server: WebServer, timeout: float = 30) -> None:
 def test_a_page_process_serves_pages_while_the_host_runs_their_work(server):
     wait_for_page_process(server)
     # Two browsers at once: the second connection goes to the process with fewer connections.
-    first, second = Client(server.port, timeout=2), Client(server.port, timeout=2)
+    first, second = Client(server.port, timeout=5), Client(server.port, timeout=5)
     assert answered(first) and answered(second)
     with host_stopped(server):
         served = [client for client in (first, second) if answered(client)]

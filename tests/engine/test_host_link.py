@@ -8,13 +8,8 @@ from multiprocessing import Pipe
 
 import pytest
 
-from engine.web_processes import (
-    NOT_SERVING,
-    ConnectionBoard,
-    ForwardedJobs,
-    HostDesk,
-    HostLink,
-)
+from engine.host_link import ForwardedJobs, HostDesk, HostLink
+from engine.web_processes import NOT_SERVING, ConnectionBoard
 
 
 class RecordingJobs:
@@ -100,7 +95,7 @@ def test_a_late_answer_is_not_taken_for_the_next_question():
 def test_the_page_process_reads_the_hosts_metrics(linked):
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from engine.web_processes import HostMetrics
+    from engine.host_link import HostMetrics
 
     forwarded, _jobs, _ = linked
     registry = CollectorRegistry(auto_describe=False)
