@@ -475,12 +475,12 @@ class LocalCA:
                 continue  # two hosts published the very first CRL at once: take the next number
         raise CaRefusedError("The CRL could not be published: its number kept colliding.")
 
-    def _sign_and_store(self, session: Session) -> int:
+    def _sign_and_store(self, session: Session, first: bool = False) -> int:
         # Raising the number first takes the row's lock (the write lock on SQLite): whoever signs
         # next waits, then reads the revocations after ours, so a higher number never lists less.
-        number = session.execute(update(PublishedCrl).where(PublishedCrl.id == CRL_ROW)
-                                 .values(number=PublishedCrl.number + 1)
-                                 .returning(PublishedCrl.number)).scalar()
+        number = None if first else session.execute(
+            update(PublishedCrl).where(PublishedCrl.id == CRL_ROW).values(number=PublishedCrl.number + 1)
+            .returning(PublishedCrl.number)).scalar()
         # The row keeps the precise moment before the revocations are read (the sweep compares
         # revocation times with it); the CRL itself says it to the second.
         read_at = datetime.now(UTC)
@@ -505,20 +505,45 @@ class LocalCA:
         """Publish a new CRL when none is stored, when nextUpdate is near, or when a revocation is
         newer than the stored CRL (its publication failed); True when it published."""
         with self.sessions() as session:
-            stored = session.execute(select(PublishedCrl.this_update, PublishedCrl.next_update)
-                                     .where(PublishedCrl.id == CRL_ROW)).first()
-            newest = None
-            if stored is not None:
-                newest = session.scalar(select(IssuedCertificate.revoked_at)
-                                        .where(IssuedCertificate.revoked_at.is_not(None))
-                                        .order_by(IssuedCertificate.revoked_at.desc()).limit(1))
-        now = datetime.now(UTC)
-        if (stored is not None
-                and _utc(stored.next_update) - now > timedelta(hours=self.config.crl_refresh_before_hours)
-                and (newest is None or _utc(newest) < _utc(stored.this_update))):
-            return False
-        self.publish_crl()
-        return True
+            if not self._refresh_due(session):
+                return False
+        return self._publish_if_due(self._refresh_due)
+
+    def _refresh_due(self, session: Session) -> bool:
+        stored = session.execute(select(PublishedCrl.this_update, PublishedCrl.next_update)
+                                 .where(PublishedCrl.id == CRL_ROW)).first()
+        if stored is None:
+            return True
+        newest = session.scalar(select(IssuedCertificate.revoked_at)
+                                .where(IssuedCertificate.revoked_at.is_not(None))
+                                .order_by(IssuedCertificate.revoked_at.desc()).limit(1))
+        near_end = _utc(stored.next_update) - datetime.now(UTC) <= timedelta(
+            hours=self.config.crl_refresh_before_hours)
+        return near_end or (newest is not None and _utc(newest) >= _utc(stored.this_update))
+
+    def _expired(self, session: Session) -> bool:
+        head = self.stored_crl_number(session)
+        return head is None or head[1] <= datetime.now(UTC)
+
+    def _publish_if_due(self, due) -> bool:
+        """Publish when ``due(session)`` still holds once this transaction holds the CRL row: hosts
+        (a sweep, a page) that saw the same stale CRL at once publish one new CRL, not one each,
+        so a client's "not modified" stays true until something changed."""
+        for _ in range(3):
+            try:
+                with self.sessions.begin() as session:
+                    # A no-op UPDATE takes the row's lock (the write lock on SQLite) in every mode.
+                    # Before the first CRL there is no row to lock: the first is then inserted,
+                    # never raised, so a host that published it meanwhile makes ours collide.
+                    locked = session.execute(update(PublishedCrl).where(PublishedCrl.id == CRL_ROW)
+                                             .values(number=PublishedCrl.number)).rowcount
+                    if not due(session):
+                        return False
+                    self._sign_and_store(session, first=not locked)
+                    return True
+            except IntegrityError:
+                continue  # another host published the very first CRL meanwhile: look again
+        raise CaRefusedError("The CRL could not be published: its number kept colliding.")
 
     def stored_crl_number(self, session: Session) -> tuple[int, datetime] | None:
         """The stored CRL's number and nextUpdate, without its bytes (for a conditional GET)."""
@@ -539,7 +564,7 @@ class LocalCA:
         with self.sessions() as session:
             stored = self.stored_crl(session)
         if stored is None or stored[1] <= datetime.now(UTC):
-            self.publish_crl()
+            self._publish_if_due(self._expired)
             with self.sessions() as session:
                 stored = self.stored_crl(session)
         return stored[0]

@@ -226,3 +226,27 @@ def test_ocsp_refuses_whatever_is_not_a_question_about_this_ca_with_an_error_sta
     # Nothing was written by any of them (no certificate, no CRL).
     with sessions() as session:
         assert session.query(IssuedCertificate).count() == 1  # the card's: no answer needed the responder
+
+
+def test_hosts_that_find_no_crl_at_once_publish_one(tmp_path, ca, sessions):
+    """A sweep and a page that both find the CRL missing (or stale) publish one new CRL between
+    them, not one each: a client told "not modified" a moment ago must not see a new number."""
+    authorities = [ca, *(LocalCA(tmp_path / "ca", PASSPHRASE, sessions) for _ in range(3))]
+    start = threading.Barrier(len(authorities))
+    errors: list[BaseException] = []
+
+    def refresh(authority, page: bool):
+        try:
+            start.wait()
+            authority.current_crl() if page else authority.refresh_crl()
+        except BaseException as error:  # noqa: BLE001  (reported below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=refresh, args=(authority, n % 2 == 0))
+               for n, authority in enumerate(authorities)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert number(current(ca)) == 1
