@@ -28,7 +28,6 @@ COUNT_CAP = 1000
 # A date window holding fewer requested cards than this (and fewer than the number prefix) is
 # walked instead of the prefix on SQLite; counting this many index entries takes about 1 ms.
 PROBE_LIMIT = 10_000
-SHORT_PREFIX = PROBE_LIMIT // 4
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 LAST_MICROS = (datetime(9999, 12, 31, tzinfo=UTC) - EPOCH) // MICROSECOND
@@ -197,10 +196,7 @@ def _plan(session: Session, match: SearchFilter) -> _Plan:
     On SQLite, for a prefix with a date window, ``+column`` keeps the index of the larger range
     out, so the one range that is walked is the smaller: the window's when it holds fewer than
     PROBE_LIMIT cards and fewer than the prefix, else the prefix's (in number order, stopping
-    at a page). A short prefix range (the common case: a few digits typed) is counted first and
-    the window only as far as it, so the probe costs twice the prefix's cards, not PROBE_LIMIT
-    rows (a wide window is the page's default); past SHORT_PREFIX the window is counted first.
-    PostgreSQL chooses well from its own statistics.
+    at a page). PostgreSQL chooses well from its own statistics.
     """
     requested = Card.state == CardState.REQUESTED
     window, numbers = request_bounds(match), number_bounds(match)
@@ -208,16 +204,9 @@ def _plan(session: Session, match: SearchFilter) -> _Plan:
         return _Plan((Card.requested_at, Card.id), *window, [requested])
     if session.get_bind().dialect.name != "sqlite" or window == (None, None):
         return _Plan((Card.number,), *numbers, [requested, *in_range(Card.requested_at, window)])
-    in_window = [requested, *in_range(Card.requested_at, window)]
-    in_prefix = [requested, *in_range(Card.number, numbers)]
-    prefix_cards = _count(session, in_prefix, SHORT_PREFIX)
-    if prefix_cards < SHORT_PREFIX:
-        walk_window = _count(session, in_window, prefix_cards) < prefix_cards
-    else:
-        window_cards = _count(session, in_window, PROBE_LIMIT)
-        walk_window = (window_cards < PROBE_LIMIT
-                       and window_cards < _count(session, in_prefix, window_cards + 1))
-    if walk_window:
+    in_window = _count(session, [requested, *in_range(Card.requested_at, window)], PROBE_LIMIT)
+    if in_window < PROBE_LIMIT and in_window < _count(session, [requested, *in_range(Card.number, numbers)],
+                                                        in_window + 1):
         return _Plan((_Unindexed(Card.number),), *numbers, [requested, *in_range(Card.requested_at, window)])
     return _Plan((Card.number,), *numbers, [requested, *in_range(_Unindexed(Card.requested_at), window)])
 

@@ -11,7 +11,7 @@ from sqlalchemy import event, func, select, update
 
 from engine import bootstrap
 from engine.db import make_engine, make_sessions, unit_of_work
-from tasks.card_search import COUNT_CAP, SHORT_PREFIX, Cursor, CursorError, KeysetPage, search_requested
+from tasks.card_search import COUNT_CAP, Cursor, CursorError, KeysetPage, search_requested
 from tasks.demo import add_requested_cards
 from tasks.queries import SearchFilter
 from tasks.store import Card
@@ -211,26 +211,3 @@ def test_on_sqlite_a_prefix_with_a_window_walks_the_smaller_range_in_an_index(tm
     page_query = [plan for plan in plans if "reservations" in plan]
     assert page_query and f"COVERING INDEX {index}" in page_query[0]
     assert all("COVERING INDEX" in plan and "SCAN cards" not in plan for plan in plans), plans
-
-
-def test_on_sqlite_a_short_prefix_is_probed_no_further_than_its_own_cards(tmp_path):
-    """A few digits typed and the page's wide default window: choosing the range to walk counts
-    the prefix's 10 cards and at most as many of the window's, not PROBE_LIMIT entries."""
-    settings = make_settings(tmp_path / "instance")
-    bootstrap.init_database(settings)
-    engine = make_engine(settings.database_url)
-    limits = []
-
-    def record(connection, cursor, statement, parameters, *args):
-        if statement.lstrip().upper().startswith("SELECT COUNT"):
-            limits.append(parameters[-2])  # the count's LIMIT (its OFFSET 0 comes last)
-
-    with unit_of_work(make_sessions(engine)) as session:
-        add_requested_cards(session, 60, "Test Organisation")
-        event.listen(engine, "before_cursor_execute", record)
-        page = search_requested(session, SearchFilter("TC-00005", date(2000, 1, 1), date(2100, 1, 1)))
-        event.remove(engine, "before_cursor_execute", record)
-    engine.dispose()
-    assert [row.number for row in page.items] == [f"TC-0000{n}" for n in range(50, 60)]
-    probes = limits[:-1]  # the last count is the page's own "N matching", capped at COUNT_CAP + 1
-    assert probes == [SHORT_PREFIX, 10] and limits[-1] == COUNT_CAP + 1, limits
