@@ -104,26 +104,33 @@ def test_the_sweep_signs_a_new_crl_before_next_update_and_after_a_lost_publicati
     assert current(ca).next_update_utc > datetime.now(UTC)
 
 
-def test_hosts_publishing_at_once_give_distinct_numbers(tmp_path, ca, sessions):
-    issue(ca, "r-1")
-    ca.revoke_attempt("r-1", "misprint")
-    other = LocalCA(tmp_path / "ca", PASSPHRASE, sessions)
-    numbers: list[int] = []
+def run_at_once(calls) -> None:
+    """Run every call on a thread of its own, all released together; fail with any error raised."""
+    start = threading.Barrier(len(calls))
     errors: list[BaseException] = []
 
-    def publish(authority):
+    def run(call):
         try:
-            for _ in range(5):
-                numbers.append(authority.publish_crl())
+            start.wait()
+            call()
         except BaseException as error:  # noqa: BLE001  (reported below)
             errors.append(error)
 
-    threads = [threading.Thread(target=publish, args=(authority,)) for authority in (ca, other)]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors, errors
+
+
+def test_hosts_publishing_at_once_give_distinct_numbers(tmp_path, ca, sessions):
+    issue(ca, "r-1")
+    ca.revoke_attempt("r-1", "misprint")
+    other = LocalCA(tmp_path / "ca", PASSPHRASE, sessions)
+    numbers: list[int] = []
+    run_at_once([lambda authority=authority: numbers.extend(authority.publish_crl() for _ in range(5))
+                 for authority in (ca, other)])
     assert len(set(numbers)) == 10
     assert number(current(ca)) == max(numbers)
 
@@ -232,21 +239,6 @@ def test_hosts_that_find_no_crl_at_once_publish_one(tmp_path, ca, sessions):
     """A sweep and a page that both find the CRL missing (or stale) publish one new CRL between
     them, not one each: a client told "not modified" a moment ago must not see a new number."""
     authorities = [ca, *(LocalCA(tmp_path / "ca", PASSPHRASE, sessions) for _ in range(3))]
-    start = threading.Barrier(len(authorities))
-    errors: list[BaseException] = []
-
-    def refresh(authority, page: bool):
-        try:
-            start.wait()
-            authority.current_crl() if page else authority.refresh_crl()
-        except BaseException as error:  # noqa: BLE001  (reported below)
-            errors.append(error)
-
-    threads = [threading.Thread(target=refresh, args=(authority, n % 2 == 0))
-               for n, authority in enumerate(authorities)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    run_at_once([authority.current_crl if n % 2 == 0 else authority.refresh_crl
+                 for n, authority in enumerate(authorities)])
     assert number(current(ca)) == 1
