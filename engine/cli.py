@@ -236,8 +236,8 @@ def _serve(obj: CliContext, host: str, port: int, processes: int = 1) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True)
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 32),
-              help="Processes serving pages, about one a core: the first also runs the engine and "
-                   "the station, the others hand their work to it.")
+              help="Processes serving pages, about one a core. With more than one, the process "
+                   "that starts them serves none: it runs the engine and the station for them.")
 @click.pass_obj
 def run(obj: CliContext, host: str, port: int, processes: int) -> None:
     """Serve the web console."""

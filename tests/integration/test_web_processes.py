@@ -1,5 +1,6 @@
-"""``cardflow run --processes 2``: a page process serves pages, its work runs on the host, both
-answer the same /metrics, connections are shared out, and the page process ends with its host."""
+"""``cardflow run --processes 2``: two page processes serve the pages, their work runs on the
+host, which serves none; /metrics reads the host's; a page process that dies comes back, and
+the page processes end with their host."""
 
 from __future__ import annotations
 
@@ -101,13 +102,15 @@ def _cmdline(pid: int) -> bytes:
 
 
 @contextmanager
-def host_stopped(server: WebServer):
-    """The host process frozen (SIGSTOP): only a page process can answer meanwhile."""
-    os.kill(server.process.pid, signal.SIGSTOP)
+def stopped(*pids: int):
+    """The processes ``pids`` frozen (SIGSTOP) meanwhile."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(server.process.pid, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def answered(client: Client) -> bool:
@@ -119,11 +122,11 @@ def answered(client: Client) -> bool:
 
 
 def page_process_client(server: WebServer, timeout: float = 60) -> Client:
-    """An open connection that a page process serves: one that answers while the host is frozen."""
+    """An open connection that answers while the host is frozen: a page process serves it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         client = Client(server.port, timeout=5)
-        with host_stopped(server):
+        with stopped(server.process.pid):
             serving = answered(client)
         if serving:
             client.connection.sock.settimeout(30)
@@ -133,14 +136,25 @@ def page_process_client(server: WebServer, timeout: float = 60) -> Client:
     raise AssertionError("no page process answered")
 
 
-def wait_for_page_process(server: WebServer) -> None:
-    """Until a page process answers on its own (the host frozen meanwhile)."""
+def wait_for_page_processes(server: WebServer, count: int = 2) -> list[int]:
+    """Until ``count`` page processes run and pages are served without the host; their pids."""
+    deadline = time.monotonic() + 20
+    while len(page_processes(server)) != count and time.monotonic() < deadline:
+        time.sleep(0.2)
     page_process_client(server).connection.close()
+    return page_processes(server)
 
 
-def test_a_page_process_serves_pages_while_the_host_runs_their_work(server):
-    # Which process takes a connection is the board's (tests/engine/test_host_link.py); here a
-    # browser on the page process, found by freezing the host.
+def test_the_host_serves_no_page_and_runs_the_work_of_the_page_processes(server):
+    pages = wait_for_page_processes(server)
+    assert len(pages) == 2
+    # With both page processes frozen, the host answers nothing: its interpreter is the engine's.
+    waiting = Client(server.port, timeout=2)
+    with stopped(*pages):
+        assert not answered(waiting)
+    waiting.connection.close()
+
+    # Which page process takes a connection is the board's (tests/engine/test_host_link.py).
     browser = page_process_client(server)
     browser.log_in()
 
@@ -168,22 +182,20 @@ def test_a_page_process_serves_pages_while_the_host_runs_their_work(server):
     browser.connection.close()
 
 
-def test_the_page_process_ends_with_its_host_and_comes_back_when_it_dies(server):
-    wait_for_page_process(server)
-    (first,) = page_processes(server)
+def test_a_page_process_comes_back_when_it_dies_and_all_end_with_their_host(server):
+    first, other = wait_for_page_processes(server)
     os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and page_processes(server) in ([], [first]):
+    while time.monotonic() < deadline and (first in (now := page_processes(server)) or len(now) < 2):
         time.sleep(0.2)
-    (second,) = page_processes(server)
-    assert second != first
-    wait_for_page_process(server)
+    now = wait_for_page_processes(server)
+    assert first not in now and other in now
 
-    server.kill()  # kill -9 of the host: the page process must not keep the port
+    server.kill()  # kill -9 of the host: the page processes must not keep the port
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (_cmdline(second) or server.answering()):
+    while time.monotonic() < deadline and (any(map(_cmdline, now)) or server.answering()):
         time.sleep(0.1)
-    assert not _cmdline(second), "the page process outlived its host"
+    assert not any(map(_cmdline, now)), "a page process outlived its host"
     assert not server.answering()
     server.start()  # the same port again
     client = Client(server.port)
