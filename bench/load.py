@@ -177,22 +177,25 @@ def produce(browser: Browser, orders: list[str], rnd: random.Random, cards: int)
         page = search(browser, orders[0], rnd, cards)
         free = [card for card, rest in CARD_BOX.findall(page) if "disabled" not in rest]
         if len(free) >= 2:
-            _post(browser, page, [("action", "issue"), *[("card", card) for card in rnd.sample(free, 2)]])
+            _post(browser, page, "issue 2 cards (POST)",
+                  [("action", "issue"), *[("card", card) for card in rnd.sample(free, 2)]])
     elif title == "Selected cards":
-        _post(browser, page, [("action", "next")])
+        _post(browser, page, "Next: production (POST)", [("action", "next")])
     elif title == "Review production":
-        _post(browser, page, [("action", "complete"), ("confirm_ok", "true")])
+        _post(browser, page, "Complete order (POST)", [("action", "complete"), ("confirm_ok", "true")])
     elif title == "Working on the order":
         browser.request("progress poll", "GET", f"/orders/{orders[0]}/status")
     elif status == 200:  # completed or stopped
         orders[0] = browser.start_order("start order (POST)")
 
 
-def _post(browser: Browser, page: str, fields: list[tuple[str, str]]) -> None:
-    """Post the step's form on ``page`` with ``fields`` and its CSRF token."""
+def _post(browser: Browser, page: str, kind: str, fields: list[tuple[str, str]]) -> None:
+    """Post the step's form on ``page`` with ``fields`` and its CSRF token, timed as ``kind``.
+    A post that completes a step answers once the engine reached the next one (up to 1.5 s):
+    Next waits for its cards' production."""
     action = TASK_FORM.search(page)
     if action:
-        browser.request("step form (POST)", "POST", html.unescape(action.group(1)),
+        browser.request(kind, "POST", html.unescape(action.group(1)),
                         [*fields, ("csrf_token", TOKEN.search(page).group(1))], expect=(303, 400, 409))
 
 
