@@ -166,6 +166,7 @@ class CardPicker:
         if isinstance(reservation, dict) and not reservation.get("ok") and ctx.form is None:
             problems.append(Problem(str(reservation.get("error")), "picker-cards"))
         select_all = False
+        selected = selected_count(ctx.session, order_id) if order_id else 0
         if ctx.form is not None:
             ticked = set(ctx.form.getlist("card"))
             select_all = ctx.form.get("select_all") in TRUE_VALUES
@@ -174,9 +175,9 @@ class CardPicker:
             if ctx.error and not problems:
                 problems.append(Problem(ctx.error, "picker-cards"))
         else:
-            on_page = [row.id for row in result.items] if result and order_id else []
+            # With nothing selected yet (most pages of a search), nothing on the page is ticked.
+            on_page = [row.id for row in result.items] if result and selected else []
             ticked = {str(card_id) for card_id in selected_among(ctx.session, order_id, on_page)}
-        selected = selected_count(ctx.session, order_id) if order_id else 0
         numbers = selected_numbers(ctx.session, order_id, SELECTION_LISTED) if selected else []
         search = {name: terms.shown[name] for name, _label in FILTER_FIELDS if terms.shown[name]}
         return Markup(render_template(
