@@ -233,6 +233,13 @@ def deploy(services: Services, actor: str, check_only: bool = False,
                           check_only=check_only, widgets=widgets, missing_only=missing_only)
 
 
+def warm_up_station(services: Services) -> None:
+    """A server that is its own station (the in-process runner) gets ready for its first card
+    when it starts, so the first order of the day is not a second late (tasks.cardsdk.drawing)."""
+    if isinstance(services.runner, InProcessJobs):
+        services.station.warm_up()
+
+
 def resume_pending(services: Services) -> int:
     """What a host does when it starts (a web server with the in-process runner, a worker):
     take over its previous process's cards and instances at once, not after their leases.

@@ -221,9 +221,11 @@ def _serve(obj: CliContext, host: str, port: int, processes: int = 1) -> None:
     from waitress import serve
 
     from engine import web_processes
+    from engine.bootstrap import warm_up_station
     from engine.web.app import create_app
 
     app = create_app(obj.settings, obj.services)
+    warm_up_station(obj.services)
     click.echo(f"cardflow serving on http://{host}:{port}/"
                + (f" from {processes} processes" if processes > 1 else ""))
     if processes > 1:

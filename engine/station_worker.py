@@ -51,6 +51,7 @@ def run_worker(settings: Settings, station: str, concurrency: int = 1) -> int:
         if not isinstance(jobs, CeleryJobs):
             raise WorkerConfigError("a station worker needs a broker (CARDFLOW_BROKER_URL)")
         production.heartbeat(services.production)
+        services.station.warm_up()
         resumed = bootstrap.resume_pending(services)
         # build_services left the sweeper unstarted and without the station's own work: this
         # one also beats the station's heartbeat.

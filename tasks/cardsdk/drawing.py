@@ -6,11 +6,13 @@ runs beside the encoding. A station thread talks to its drawing process over a p
 ``concurrent.futures.ProcessPoolExecutor`` hands requests and results through threads of its
 own, which wait for the interpreter lock behind the busy station thread (4.5 ms a card measured).
 
-A drawing process is started with the first card that needs one and serves one card at a time;
-threads producing at once get one each. If one dies, the card is drawn in the station's own
-thread and the next card gets a new process. The spawn start method imports the program's main
-module in the child, as multiprocessing always does: scripts that produce cards in-process keep
-their work under ``if __name__ == "__main__":``.
+A host starts one drawing process when it starts (``warm``), since starting one takes about a
+second (the child imports the drawing code): the first card of the day is not that second late.
+Each serves one card at a time; threads producing at once get one each, started as needed. If
+one dies, the card is drawn in the station's own thread and the next card gets a new process.
+The spawn start method imports the program's main module in the child, as multiprocessing
+always does: scripts that produce cards in-process keep their work under
+``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
@@ -114,6 +116,18 @@ class Drawers:
                 drawer.close()
             drawer = None
         return Drawing(self, drawer, job, attempt_label)
+
+    def warm(self) -> None:
+        """Start a drawing process now, if none is idle, so the next card finds it ready."""
+        with self._lock:
+            if self._idle:
+                return
+        try:
+            drawer = _Drawer(self.render)
+        except OSError as error:
+            log.warning("no drawing process could be started ahead (%s); the first card starts one", error)
+            return
+        self.give_back(drawer)
 
     def give_back(self, drawer: _Drawer) -> None:
         with self._lock:

@@ -34,6 +34,10 @@ class Station:
         # Why this station has no encoder (e.g. the CA is not set up), told to the operator.
         self.unavailable = unavailable
 
+    def warm_up(self) -> None:
+        """Get ready for the first card (its drawing process), as a host does when it starts."""
+        self._drawers.warm()
+
     def produce(self, job: CardJob, attempt_label: str) -> ProductionResult:
         """Produce one physical card; raises CardSdkError with the operator-facing reason.
 

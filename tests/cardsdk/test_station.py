@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 
 from tasks.cardsdk.job import CardSdkError, EncodeResult
@@ -46,3 +48,20 @@ def test_a_card_whose_chip_took_its_data_is_printed_as_drawn_while_it_was_encode
     assert result.files == [str(front), str(back), str(pdf)]
     assert front.read_bytes() == drawn.front_png and back.read_bytes() == drawn.back_png
     assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_a_warmed_up_station_draws_its_first_card_in_the_process_started_ahead(make_job, tmp_path):
+    station = Station(SpoolPrinter(), ChipThatTakes())
+    before = {child.pid for child in multiprocessing.active_children()}
+    station.warm_up()
+    started = [child for child in multiprocessing.active_children()
+               if child.pid not in before and child.name == "cardflow-drawing"]
+    assert len(started) == 1 and started[0].is_alive()
+    station.warm_up()  # one idle process is enough: no second one
+    assert [child for child in multiprocessing.active_children()
+            if child.pid not in before and child.name == "cardflow-drawing"] == started
+
+    result = station.produce(make_job(spool_dir=tmp_path / "spool"), "a1")
+    assert result.physical_serial == "CHIP-1"
+    assert [child for child in multiprocessing.active_children()
+            if child.pid not in before and child.name == "cardflow-drawing"] == started

@@ -89,9 +89,17 @@ def server(tmp_path: Path):
 
 def page_processes(server: WebServer) -> list[int]:
     """The host's page processes (not its drawing process)."""
-    pids = [int(pid) for tasks in Path(f"/proc/{server.process.pid}/task").glob("*/children")
+    return [pid for pid in _children(server) if b"engine.web_processes" in _cmdline(pid)]
+
+
+def drawing_processes(server: WebServer) -> list[int]:
+    """The host's drawing processes (multiprocessing's spawned children)."""
+    return [pid for pid in _children(server) if b"spawn_main" in _cmdline(pid)]
+
+
+def _children(server: WebServer) -> list[int]:
+    return [int(pid) for tasks in Path(f"/proc/{server.process.pid}/task").glob("*/children")
             for pid in tasks.read_text().split()]
-    return [pid for pid in pids if b"engine.web_processes" in _cmdline(pid)]
 
 
 def _cmdline(pid: int) -> bytes:
@@ -148,6 +156,8 @@ def wait_for_page_processes(server: WebServer, count: int = 2) -> list[int]:
 def test_the_host_serves_no_page_and_runs_the_work_of_the_page_processes(server):
     pages = wait_for_page_processes(server)
     assert len(pages) == 2
+    # The host is the station: its drawing process is started before the first card needs it.
+    assert len(drawing_processes(server)) == 1
     # With both page processes frozen, the host answers nothing: its interpreter is the engine's.
     waiting = Client(server.port, timeout=2)
     with stopped(*pages):
