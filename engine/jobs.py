@@ -10,6 +10,7 @@ a duplicate finds its work claimed or done, and the sweeper re-sends what a lost
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -52,7 +53,9 @@ class Jobs(Protocol):
 class RemoteJobs:
     """What a process whose work runs elsewhere knows of an instance: what the database says."""
 
-    POLL_SECONDS = 0.05
+    # An engine step mostly takes tens of milliseconds: the first looks come soon after the post,
+    # then less often (each look is a read of the database).
+    POLL_SECONDS = (0.01, 0.01, 0.02, 0.02, 0.05)
 
     def __init__(self, idle: Callable[[str], bool] | None = None):
         # Whether an instance waits for a person or has ended (read from the database).
@@ -61,10 +64,11 @@ class RemoteJobs:
     def wait(self, instance_id: str, timeout: float = 60.0) -> bool:
         """Block until the instance waits for a person or has ended; False on timeout."""
         deadline = time.monotonic() + timeout
+        pauses = itertools.chain(self.POLL_SECONDS, itertools.repeat(self.POLL_SECONDS[-1]))
         while time.monotonic() < deadline:
             if self._idle is None or self._idle(instance_id):
                 return True
-            time.sleep(self.POLL_SECONDS)
+            time.sleep(next(pauses))
         return False
 
     def busy(self, instance_id: str) -> bool:
