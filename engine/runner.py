@@ -29,6 +29,7 @@ class Runner:
         self._lock = threading.Condition()
         self._active: set[str] = set()
         self._again: set[str] = set()
+        self._finished = 0  # advances finished so far, of any instance: see ``wait_for_advance``
 
     def submit(self, instance_id: str) -> None:
         """Advance ``instance_id`` soon; never twice at the same time."""
@@ -59,6 +60,7 @@ class Runner:
                     self._again.discard(instance_id)
                     continue
                 self._active.discard(instance_id)
+                self._finished += 1
                 self._lock.notify_all()
                 return
 
@@ -66,6 +68,17 @@ class Runner:
         """Block until ``instance_id`` is idle; False on timeout."""
         with self._lock:
             return self._lock.wait_for(lambda: instance_id not in self._active, timeout)
+
+    def finished(self) -> int:
+        """How many advances have finished so far; give it to ``wait_for_advance``."""
+        with self._lock:
+            return self._finished
+
+    def wait_for_advance(self, since: int, timeout: float) -> None:
+        """Block until an advance of any instance finished after ``finished()`` gave ``since``,
+        or ``timeout`` seconds passed."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._finished != since, timeout)
 
     def busy(self, instance_id: str) -> bool:
         """True while the instance is queued or being advanced."""
