@@ -96,13 +96,18 @@ class Drawing:
 class Drawers:
     """The drawing processes of one printer, started as cards need them and kept idle between."""
 
-    def __init__(self, render: Render):
+    def __init__(self, render: Render, apart: bool = True):
         self.render = render
+        # False for a printer that draws nothing itself: a process would cost it a round trip
+        # through a pipe (most of what such a card costs the station), and save nothing.
+        self.apart = apart
         self._idle: list[_Drawer] = []
         self._lock = threading.Lock()
 
     def start(self, job: CardJob, attempt_label: str) -> Drawing:
         """Start drawing ``job``'s card; falls back to drawing it in ``result()`` if no process can."""
+        if not self.apart:
+            return Drawing(self, None, job, attempt_label)
         with self._lock:
             drawer = self._idle.pop() if self._idle else None
         try:
@@ -120,7 +125,7 @@ class Drawers:
     def warm(self) -> None:
         """Start a drawing process now, if none is idle, so the next card finds it ready."""
         with self._lock:
-            if self._idle:
+            if self._idle or not self.apart:
                 return
         try:
             drawer = _Drawer(self.render)

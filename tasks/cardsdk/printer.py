@@ -193,6 +193,10 @@ class SpoolPrinter:
     file) and ``spool`` (the print: the files).
     """
 
+    # Drawing a card is tens of milliseconds of Python: worth a process beside the encoding
+    # (tasks.cardsdk.drawing). A printer that draws nothing itself says False.
+    draws_apart = True
+
     def render(self, job: CardJob, attempt_label: str) -> RenderedCard:
         """Draw one card; a card id or attempt label unfit for a file name is a CardSdkError."""
         stem = spool_stem(job.card_id, attempt_label)

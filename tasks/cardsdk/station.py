@@ -26,7 +26,7 @@ class Station:
     def __init__(self, printer: SpoolPrinter, encoder: Encoder | None = None, name: str = "virtual",
                  unavailable: str | None = None, device_seconds: float = 0.0):
         self.printer = printer
-        self._drawers = Drawers(printer.render)
+        self._drawers = Drawers(printer.render, apart=getattr(printer, "draws_apart", True))
         self.encoder = encoder
         self.name = name
         # Simulated time the devices take a card (benchmarks, tests of long orders).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,28 @@ def test_a_warmed_up_station_draws_its_first_card_in_the_process_started_ahead(m
     assert result.physical_serial == "CHIP-1"
     assert [child for child in multiprocessing.active_children()
             if child.pid not in before and child.name == "cardflow-drawing"] == started
+
+
+class PrinterThatDrawsNothing(SpoolPrinter):
+    """A printer whose device draws the card itself: nothing to draw here."""
+
+    draws_apart = False
+
+    def __init__(self):
+        self.drawn_in: list[str] = []
+
+    def render(self, job, attempt_label):
+        self.drawn_in.append(multiprocessing.current_process().name)
+        return super().render(job, attempt_label)
+
+
+def test_a_printer_that_draws_nothing_gets_no_drawing_process(make_job, tmp_path):
+    printer = PrinterThatDrawsNothing()
+    station = Station(printer, ChipThatTakes())
+    before = {child.pid for child in multiprocessing.active_children()}
+    station.warm_up()
+    result = station.produce(make_job(spool_dir=tmp_path / "spool"), "a1")
+    assert result.physical_serial == "CHIP-1" and all(Path(file).is_file() for file in result.files)
+    assert printer.drawn_in == [multiprocessing.current_process().name]  # drawn in the station's process
+    assert not [child for child in multiprocessing.active_children()
+                if child.pid not in before and child.name == "cardflow-drawing"]

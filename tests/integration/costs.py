@@ -16,6 +16,8 @@ from tasks.cardsdk.station import Station
 class BlankPrinter:
     """A printer that prints nothing: what remains is the engine and the database."""
 
+    draws_apart = False  # nothing to draw, so no drawing process (printing is off)
+
     def render(self, job, attempt_label: str) -> str:
         return f"card-{job.card_id}-{attempt_label}"
 
