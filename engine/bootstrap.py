@@ -22,7 +22,7 @@ from engine.audit_signing import HeadSigner
 from engine.config import Settings
 from engine.db import make_engine, make_sessions, read_only, unit_of_work
 from engine.deployment import deploy_all, deploy_files
-from engine.domain_audit import record_trail, wire_domain_audit
+from engine.domain_audit import wire_domain_audit
 from engine.forms.widgets import WidgetRegistry
 from engine.jobs import InProcessJobs, JobDeferred, Jobs
 from engine.leases import InstanceBusy
@@ -113,7 +113,6 @@ def build_services(settings: Settings,
         enqueue=lambda queue, kind, args: jobs_box[0].external(queue, kind, args),
         post_message=post_message, withdraw_messages=withdraw_messages,
         advance=lambda instance_id: jobs_box[0].advance(instance_id),
-        trail=record_trail,
         worker=worker_id(station.name), pool=settings.station.pool, claim_seconds=settings.claim_seconds)
     registry = ServiceRegistry(build_handlers(sessions, production))
     runtime_box: list[Runtime] = []

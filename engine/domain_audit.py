@@ -8,16 +8,17 @@ can never miss or invent one. Entries hold numbers and reasons, never a secret.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.audit_chain import append_entries, register_deriver
 from engine.store import AuditEvent
-from tasks.cardsdk.records import CustodyRelease, IssuedCertificate
+from tasks.cardsdk.records import CertificateIssued, CustodyRelease, IssuedCertificate
 from tasks.recording import AttemptRecorded, CardMoved
 from tasks.store import Card, CardEvent, Order, ProductionAttempt
+from tasks.trail import TRAIL
 
 
 def _changed(obj: object, attribute: str) -> bool:
@@ -67,10 +68,21 @@ def attempt_entry(attempt: AttemptRecorded) -> AuditEvent:
                       instance_id=attempt.instance_id, card=attempt.card_number, detail=detail)
 
 
-def record_trail(session: Session, facts: list[CardMoved | AttemptRecorded]) -> None:
+def certificate_issued_entry(issued: CertificateIssued) -> AuditEvent:
+    """The entry for a certificate the CA issued and recorded."""
+    return AuditEvent(actor="ca", action="certificate issued", card=issued.card_number,
+                      detail={"serial": issued.serial, "type": issued.certificate_type, "slot": issued.slot,
+                              "attempt": issued.attempt_ref, "subject": issued.subject,
+                              "not_after": issued.not_after.isoformat()})
+
+
+_FACT_ENTRIES = {CardMoved: card_moved_entry, AttemptRecorded: attempt_entry,
+                 CertificateIssued: certificate_issued_entry}
+
+
+def record_trail(session: Session, facts: Sequence[CardMoved | AttemptRecorded | CertificateIssued]) -> None:
     """The entries for what a hot path wrote without ORM objects, in the same transaction."""
-    append_entries(session, [card_moved_entry(fact) if isinstance(fact, CardMoved) else attempt_entry(fact)
-                             for fact in facts])
+    append_entries(session, [_FACT_ENTRIES[type(fact)](fact) for fact in facts])
 
 
 def _from_new(session: Session, obj: object) -> AuditEvent | None:
@@ -83,11 +95,6 @@ def _from_new(session: Session, obj: object) -> AuditEvent | None:
     if isinstance(obj, ProductionAttempt):
         return attempt_entry(AttemptRecorded(_card_number(session, obj.card_id), obj.order_id,
                                              _instance_of(session, obj.order_id), obj.attempt, "started"))
-    if isinstance(obj, IssuedCertificate):
-        return AuditEvent(actor="ca", action="certificate issued", card=obj.card_number,
-                          detail={"serial": obj.serial, "type": obj.certificate_type, "slot": obj.slot,
-                                  "attempt": obj.attempt_ref, "subject": obj.subject,
-                                  "not_after": obj.not_after.isoformat()})
     if isinstance(obj, CustodyRelease):
         return AuditEvent(actor=obj.released_by, action="custody released",
                           card=_card_number(session, obj.card_id),
@@ -150,5 +157,7 @@ def _derive(session: Session) -> list[AuditEvent]:
 
 
 def wire_domain_audit(sessions: sessionmaker[Session]) -> None:
-    """Have the sessions of ``sessions`` turn the card domain's writes into audit entries."""
+    """Have the sessions of ``sessions`` turn the card domain's writes into audit entries: the
+    rows they flush, and the facts the hot paths record without ORM objects."""
     register_deriver(sessions, _derive)
+    sessions.configure(info={**(sessions.kw.get("info") or {}), TRAIL: record_trail})

@@ -33,7 +33,7 @@ from tasks.cardsdk.job import CardJob, CardSdkError
 from tasks.cardsdk.station import Station
 from tasks.orders import get_open_order
 from tasks.queries import progress
-from tasks.recording import Actor, AttemptRecorded, CardMoved, Trail, move_card, write_move
+from tasks.recording import Actor, AttemptRecorded, CardMoved, move_card, write_move
 from tasks.store import (
     Card,
     Order,
@@ -43,6 +43,7 @@ from tasks.store import (
     StationStatus,
     utcnow,
 )
+from tasks.trail import record_facts
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,6 @@ class ProductionContext:
     # Withdraws the instance's undelivered messages of a name (a new batch voids an earlier one's).
     withdraw_messages: WithdrawMessages = field(default=lambda session, instance_id, name: None)
     advance: Callable[[str], None] = field(default=lambda instance_id: None)
-    # Adds the audit entries of what the per-card path writes without ORM objects.
-    trail: Trail = field(default=lambda session, facts: None)
     worker: str = "local"
     pool: str = "default"
     claim_seconds: float = CLAIM_SECONDS
@@ -252,7 +251,7 @@ def produce_card(ctx: ProductionContext, order_id: int, card_id: int) -> str:
 
 # The per-card path's statements, built once (building a statement costs more than running it)
 # and run on the session's connection with plain rows: an ORM flush would cost a card several
-# times the SQL it sends. Their audit entries go through ``ctx.trail``.
+# times the SQL it sends. Their audit entries go through ``record_facts`` (tasks.trail).
 _cards, _orders, _items = Card.__table__, Order.__table__, OrderCard.__table__
 _attempts, _stations = ProductionAttempt.__table__, StationStatus.__table__
 _CLAIM = (
@@ -319,7 +318,7 @@ def _claim(ctx: ProductionContext, order_id: int, card_id: int) -> Claim | None:
             "order_id": order_id, "card_id": card_id, "attempt": number, "outcome": "started", "files": [],
             "started_at": now, "station": ctx.station.name, "worker": ctx.worker,
             "card_uuid": identity.card_uuid, "fascn": identity.fascn_digits})
-        ctx.trail(session, [AttemptRecorded(row.number, order_id, row.instance_id, number, "started")])
+        record_facts(session, [AttemptRecorded(row.number, order_id, row.instance_id, number, "started")])
         options = row.options
         job = CardJob(
             card_id=card_id, card_number=row.number, organisation=row.organisation or ctx.organisation,
@@ -465,7 +464,7 @@ def _write_outcome(session: Session, ctx: ProductionContext, claim: Claim, resul
     moved = CardMoved(claim.job.card_number, claim.actor, claim.order_id, claim.instance_id, claim.process_id,
                       claim.process_version, claim.card_state, target, why)
     write_move(session, claim.card_id, moved, valid_until)
-    ctx.trail(session, [moved, attempt])
+    record_facts(session, [moved, attempt])
 
 
 def _settle_one(session: Session, ctx: ProductionContext, order_id: int, instance_id: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, update
@@ -64,9 +63,6 @@ class AttemptRecorded:
     error: str | None = None
     serial: str | None = None
 
-
-# What the composition root does with them: add the audit entries to the session's transaction.
-Trail = Callable[[Session, list], None]
 
 
 def write_move(session: Session, card_id: int, moved: CardMoved, valid_until=None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, UniqueConstraint
@@ -28,6 +29,19 @@ class IssuedCertificate(Base):
     pem: Mapped[str] = mapped_column(Text)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+@dataclass(frozen=True)
+class CertificateIssued:
+    """A certificate the CA recorded, as the audit trail tells it (tasks.trail)."""
+
+    card_number: str | None
+    serial: str
+    certificate_type: str
+    slot: str
+    attempt_ref: str
+    subject: str
+    not_after: datetime
 
 
 class CustodySecret(Base):

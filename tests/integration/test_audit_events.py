@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -11,6 +12,7 @@ from engine.audit_chain import GENESIS, entry_hash
 from engine.db import unit_of_work
 from engine.store import AuditEvent, AuditHead
 from tasks import orders
+from tasks.cardsdk.records import IssuedCertificate
 from tasks.store import ProductionAttempt
 from tests.integration.flow import (
     add_cards,
@@ -30,6 +32,11 @@ def trail(services, **where) -> list[AuditEvent]:
         for column, value in where.items():
             query = query.where(getattr(AuditEvent, column) == value)
         return list(session.scalars(query))
+
+
+def utc(moment: datetime) -> datetime:
+    """A stored time in UTC (SQLite gives it back without its zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def assert_one_chain(entries: list[AuditEvent]) -> None:
@@ -65,6 +72,16 @@ def test_an_order_leaves_every_step_in_the_trail(services):
     # its content signer (CHUID, Security Object) for the first card.
     assert actions["card spoiled"] == 1 and actions["certificate revoked"] == 2
     assert actions["certificate issued"] == 3 * 2 + 1 and actions["custody released"] == 1
+    with unit_of_work(services.sessions) as session:
+        recorded = {row.serial: row for row in session.scalars(
+            select(IssuedCertificate).where(IssuedCertificate.card_number == "TC-000001"))}
+    issued = trail(services, card="TC-000001", action="certificate issued")
+    assert len(issued) == 2 and {entry.detail["serial"] for entry in issued} == set(recorded)
+    for entry in issued:  # each entry tells the row it was recorded with
+        row = recorded[entry.detail["serial"]]
+        assert entry.actor == "ca" and entry.detail == {
+            "serial": row.serial, "type": row.certificate_type, "slot": row.slot, "attempt": row.attempt_ref,
+            "subject": row.subject, "not_after": utc(row.not_after).isoformat()}
     [ended] = [entry for entry in entries if entry.action == "instance completed"]
     assert ended.detail == {"end_event": "Order completed"}
     with unit_of_work(services.sessions) as session:  # the order's end signed the chain's head
