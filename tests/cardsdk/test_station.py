@@ -91,3 +91,48 @@ def test_a_printer_that_draws_nothing_gets_no_drawing_process(make_job, tmp_path
     assert printer.drawn_in == [multiprocessing.current_process().name]  # drawn in the station's process
     assert not [child for child in multiprocessing.active_children()
                 if child.pid not in before and child.name == "cardflow-drawing"]
+
+
+class ChipThatTakesAndIsSpoiled(ChipThatTakes):
+    """An encoder whose card takes its data; it records which attempts were spoiled."""
+
+    def __init__(self):
+        self.spoiled: list[tuple[str, str]] = []
+
+    def revoke_attempt(self, attempt_ref, reason):
+        self.spoiled.append((attempt_ref, reason))
+        return 1
+
+
+class PrinterThatJamsOnCard17(SpoolPrinter):
+    """Jams on card 17's print, after its chip took its data."""
+
+    def spool(self, job, card):
+        if job.card_id == 17:
+            raise CardSdkError("The printer jammed.")
+        return super().spool(job, card)
+
+
+def test_a_card_whose_print_failed_after_encoding_is_spoiled_and_the_next_card_prints(make_job, tmp_path):
+    chip = ChipThatTakesAndIsSpoiled()
+    station = Station(PrinterThatJamsOnCard17(), chip)
+    station.warm_up()
+    with pytest.raises(CardSdkError, match="The printer jammed"):
+        station.produce(make_job(spool_dir=tmp_path / "spool"), "a1")
+    assert chip.spoiled == [("order-3/card-17/attempt-1", "printing failed after encoding")]
+    result = station.produce(make_job(card_id=18, spool_dir=tmp_path / "spool"), "a1")
+    assert [Path(file).name for file in result.files] == [
+        "card-18-attempt-1-front.png", "card-18-attempt-1-back.png", "card-18-attempt-1.pdf"]
+    assert all(Path(file).is_file() for file in result.files)
+    assert not list((tmp_path / "spool").glob("card-17-*"))
+
+
+def test_the_drawing_process_goes_on_to_the_next_card_after_a_refused_chip(make_job, tmp_path):
+    station = Station(SpoolPrinter(), ChipThatFails())
+    station.warm_up()
+    with pytest.raises(CardSdkError, match="refused the data"):
+        station.produce(make_job(spool_dir=tmp_path / "spool"), "a1")
+    station.encoder = ChipThatTakes()
+    result = station.produce(make_job(card_id=18, spool_dir=tmp_path / "spool"), "a1")
+    assert result.physical_serial == "CHIP-1" and all(Path(file).is_file() for file in result.files)
+    assert Path(result.files[0]).name == "card-18-attempt-1-front.png"

@@ -10,13 +10,14 @@ from tasks import orders
 from tasks.cardsdk.ca import LocalCA, ca_folder
 from tasks.cardsdk.custody import Custody, load_or_create_key
 from tasks.cardsdk.encoder import Encoder
+from tasks.cardsdk.job import CardSdkError
 from tasks.cardsdk.piv import profiles
 from tasks.cardsdk.piv.transport import InProcessTransport
 from tasks.cardsdk.piv.virtual_card import VirtualPivCard
 from tasks.cardsdk.printer import SpoolPrinter
 from tasks.cardsdk.records import IssuedCertificate
 from tasks.cardsdk.station import Station
-from tasks.store import CardEvent, ProductionAttempt
+from tasks.store import CardEvent, ProductionAttempt, StationStatus
 from tests.cardsdk.faults import FaultyCard
 from tests.conftest import start_services
 from tests.integration.flow import add_cards, card_states, order_id, select_and_issue, start, submit
@@ -81,5 +82,57 @@ def test_faulty_cards_fail_readably_then_repeat_production_succeeds(settings):
         task = submit(services, instance_id, task, {"action": "repeat"})
         assert set(card_states(services).values()) == {"unassigned"}
         assert submit(services, instance_id, task, {"action": "complete", "confirm_ok": True}) is None
+    finally:
+        services.close()
+
+
+class JamsOnTheFirstAttemptOfCardOne(SpoolPrinter):
+    """A printer that jams on card 1's first print, after its chip took its data."""
+
+    def spool(self, job, card):
+        if job.card_id == 1 and card.stem == "card-1-attempt-1":
+            raise CardSdkError("The printer jammed.")
+        return super().spool(job, card)
+
+
+def test_a_card_whose_print_failed_after_encoding_is_recorded_failed_and_its_certificates_revoked(settings):
+    start_services(settings).close()
+
+    def build(sessions):
+        ca = LocalCA(ca_folder(settings.instance_path), settings.ca_passphrase, sessions)
+        custody = Custody(sessions, load_or_create_key(settings.instance_path))
+        encoder = Encoder(CardStock([]), ca, custody, profiles.get("piv-3des-p256"))
+        return Station(JamsOnTheFirstAttemptOfCardOne(), encoder, "jamming")
+
+    services = bootstrap.build_services(settings, build)
+    try:
+        add_cards(services, 2)
+        instance_id, task = start(services)
+        task = select_and_issue(services, instance_id, task, [1, 2])
+        task = submit(services, instance_id, task, {"action": "next"})
+        assert task.bpmn_id == "Activity_Review"  # the batch ended once, each card counted once
+        assert card_states(services) == {"TC-000001": "failed", "TC-000002": "unassigned"}
+        with unit_of_work(services.sessions) as session:
+            attempts = session.execute(select(ProductionAttempt.card_id, ProductionAttempt.outcome,
+                                              ProductionAttempt.error, ProductionAttempt.files)
+                                       .order_by(ProductionAttempt.card_id)).all()
+            reasons = session.scalars(select(CardEvent.reason).where(CardEvent.card_id == 1,
+                                                                   CardEvent.order_id.is_not(None))).all()
+            certificates = session.execute(select(IssuedCertificate.attempt_ref, IssuedCertificate.revoked_at)
+                                           .where(IssuedCertificate.card_number.is_not(None))).all()
+            station = session.get(StationStatus, "jamming")
+        assert attempts == [(1, "failed", "The printer jammed.", []),
+                            (2, "produced", None, attempts[1].files)] and len(attempts[1].files) == 3
+        assert reasons == ["Production failed: The printer jammed."]
+        assert {ref for ref, revoked in certificates if revoked} == {"order-1/card-1/attempt-1"}
+        assert {ref for ref, revoked in certificates if not revoked} == {"order-1/card-2/attempt-1"}
+        assert (station.cards_produced, station.cards_failed) == (1, 1)
+        spool = settings.spool_path / "order-1"
+        assert not list(spool.glob("card-1-attempt-1*")) and len(list(spool.glob("card-2-attempt-1*"))) == 3
+
+        with unit_of_work(services.sessions) as session:
+            orders.request_repeat(session, order_id(services, instance_id), [1], {})
+        task = submit(services, instance_id, task, {"action": "repeat"})
+        assert set(card_states(services).values()) == {"unassigned"}
     finally:
         services.close()
