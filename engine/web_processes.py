@@ -178,7 +178,7 @@ def page_process(listener_fd: int, link_fd: int, lifeline_fd: int, board_fd: int
     from engine.bootstrap import build_services
     from engine.config import Settings
     from engine.logs import configure_logging, json_wanted
-    from engine.startup_heap import freeze_startup_heap
+    from engine.warm_start import ready_to_serve
     from engine.web.app import create_app
 
     threading.Thread(target=_end_with_host, args=(lifeline_fd,), name="cardflow-host-watch",
@@ -188,7 +188,7 @@ def page_process(listener_fd: int, link_fd: int, lifeline_fd: int, board_fd: int
     services = build_services(Settings.from_env(), sweep=False,
                               jobs_factory=lambda idle: ForwardedJobs(host, idle))
     app = create_app(services=services, host=host)
-    freeze_startup_heap()
+    ready_to_serve(app)
     board = ConnectionBoard(board_fd, processes)
     balanced_server(app, socket.socket(fileno=listener_fd), board, slot).run()
 

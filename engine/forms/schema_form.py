@@ -43,6 +43,11 @@ _TEMPLATES = Environment(
 )
 
 
+def form_templates() -> Environment:
+    """The templates forms are drawn with (a server compiles them before it serves)."""
+    return _TEMPLATES
+
+
 class FormDefinitionError(ValueError):
     """A form file is unusable; the message names the file's problem (shown to admins at deploy)."""
 
