@@ -222,12 +222,15 @@ def _serve(obj: CliContext, host: str, port: int, processes: int = 1) -> None:
 
     from engine import web_processes
     from engine.bootstrap import warm_up_station
-    from engine.warm_start import ready_to_serve
+    from engine.warm_start import freeze_startup_heap, ready_to_serve
     from engine.web.app import create_app
 
     app = create_app(obj.settings, obj.services)
     warm_up_station(obj.services)
-    ready_to_serve(app)
+    if processes > 1:  # the host serves no page: only its heap is worth freezing
+        freeze_startup_heap()
+    else:
+        ready_to_serve(app)
     click.echo(f"cardflow serving on http://{host}:{port}/"
                + (f" from {processes} processes" if processes > 1 else ""))
     if processes > 1:
