@@ -286,6 +286,9 @@ _END_ATTEMPT = (
            _attempts.c.attempt == bindparam("b_attempt"))
     .values(outcome=bindparam("b_outcome"), error=bindparam("b_error"), physical_serial=bindparam("b_serial"),
             files=bindparam("b_files", type_=_attempts.c.files.type), finished_at=bindparam("b_at")))
+_CLAIM_HELD = (select(_items.c.claim_token, _items.c.status)
+               .where(_items.c.order_id == bindparam("b_order"), _items.c.card_id == bindparam("b_card"))
+               .with_for_update())
 _COUNT_PRODUCED = (update(_stations).where(_stations.c.name == bindparam("b_name"))
                    .values(cards_produced=_stations.c.cards_produced + 1))
 _COUNT_FAILED = (update(_stations).where(_stations.c.name == bindparam("b_name"))
@@ -339,8 +342,7 @@ def _claim_guard(order_id: int, card_id: int, token: int) -> Callable[[Session],
     claim lapsed gets no certificate recorded (the row lock orders it against a takeover)."""
 
     def still_claimed(session: Session) -> None:
-        row = session.execute(select(OrderCard.claim_token, OrderCard.status).where(
-            OrderCard.order_id == order_id, OrderCard.card_id == card_id).with_for_update()).first()
+        row = session.connection().execute(_CLAIM_HELD, {"b_order": order_id, "b_card": card_id}).first()
         if row is None or row.claim_token != token or row.status != "claimed":
             raise ClaimLost("This station's claim on the card lapsed; another host took the card over.")
 

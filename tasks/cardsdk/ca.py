@@ -70,11 +70,11 @@ class CertificateAuthority(Protocol):
         validity_days: int,
         attempt_ref: str,
         card_number: str | None = None,
-        guard=None,
+        record_with=None,
         card_uuid: uuid.UUID | None = None,
         fascn: bytes | None = None,
     ) -> x509.Certificate:
-        """Issue a certificate of ``profile_name`` for ``public_key`` (``guard``: see LocalCA).
+        """Issue a certificate of ``profile_name`` for ``public_key`` (``record_with``: see LocalCA).
 
         ``card_uuid`` (the card's GUID) and ``fascn`` (the 25-byte packed FASC-N) go into the
         subjectAltName of the profiles that carry them (PIV and Card Authentication).
@@ -88,12 +88,12 @@ class CertificateAuthority(Protocol):
         validity_days: int,
         attempt_ref: str,
         card_number: str | None = None,
-        guard=None,
+        record_with=None,
         card_uuid: uuid.UUID | None = None,
         fascn: bytes | None = None,
     ) -> list[x509.Certificate]:
         """``issue`` for every (public key, profile name) of one card, recorded together (one
-        guard check): what the encoder calls. An adaptor may issue them one by one, revoking
+        ``record_with`` call): what the encoder calls. An adaptor may issue them one by one, revoking
         what it got before it raises."""
         ...
 
@@ -278,13 +278,13 @@ class LocalCA:
         validity_days: int,
         attempt_ref: str,
         card_number: str | None = None,
-        guard=None,
+        record_with=None,
         card_uuid: uuid.UUID | None = None,
         fascn: bytes | None = None,
     ) -> x509.Certificate:
         """Sign a certificate for ``public_key`` after the profile ``profile_name`` and record it."""
         return self.issue_card([(public_key, profile_name)], subject_cn, validity_days, attempt_ref,
-                               card_number, guard, card_uuid, fascn)[0]
+                               card_number, record_with, card_uuid, fascn)[0]
 
     def issue_card(
         self,
@@ -293,15 +293,17 @@ class LocalCA:
         validity_days: int,
         attempt_ref: str,
         card_number: str | None = None,
-        guard=None,
+        record_with=None,
         card_uuid: uuid.UUID | None = None,
         fascn: bytes | None = None,
     ) -> list[x509.Certificate]:
         """Sign a certificate per (public key, profile name) of one card, and record them all in
-        one transaction: one guard check and one commit a card, not one a certificate.
+        one transaction: one commit a card, not one a certificate.
 
-        ``guard(session)`` runs in the recording transaction and may refuse (CardSdkError): a
-        certificate that is not recorded cannot be revoked, so none leaves the CA either.
+        ``record_with(session)`` runs first in the recording transaction. It may refuse
+        (CardSdkError: the station's claim lapsed), and a certificate that is not recorded cannot
+        be revoked, so none leaves the CA then. It may also write what must commit with the
+        certificates (the card's sealed secrets): one commit for both.
         """
         if not 1 <= validity_days <= 3650:
             raise CaRefusedError(f"The CA refuses a validity of {validity_days} days.")
@@ -323,8 +325,8 @@ class LocalCA:
             except (TypeError, ValueError) as error:
                 raise CaRefusedError(f"The CA refused the request: {error}.") from None
         with self.sessions.begin() as session:
-            if guard is not None:
-                guard(session)
+            if record_with is not None:
+                record_with(session)
             self._record(session, signed, attempt_ref, card_number)
         return [certificate for certificate, _profile in signed]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.cardsdk.piv.errors import CustodyError
 from tasks.cardsdk.records import CustodyRelease, CustodySecret
@@ -69,7 +69,13 @@ class Custody:
         return f"{card_id}\x1f{attempt_ref}\x1f{kind}".encode()
 
     def store(self, card_id: int, attempt_ref: str, secrets: dict[str, str]) -> None:
-        """Seal and store ``secrets`` (kind -> value) for one attempt, in one transaction."""
+        """Seal and store ``secrets`` (kind -> value) for one attempt, in a transaction of its own."""
+        with self.sessions.begin() as session:
+            self.store_in(session, card_id, attempt_ref, secrets)
+
+    def store_in(self, session: Session, card_id: int, attempt_ref: str, secrets: dict[str, str]) -> None:
+        """Seal and store ``secrets`` in ``session``'s transaction: the encoder stores a card's
+        secrets in the transaction that records its certificates (one commit a card fewer)."""
         rows = []
         for kind, value in secrets.items():
             if kind not in KINDS:
@@ -79,8 +85,7 @@ class Custody:
             rows.append({"card_id": card_id, "attempt_ref": attempt_ref, "kind": kind, "nonce": nonce,
                          "ciphertext": sealed})
         # One INSERT of plain rows: this is on every encoded card's path.
-        with self.sessions.begin() as session:
-            session.connection().execute(_INSERT_SECRETS, rows)
+        session.connection().execute(_INSERT_SECRETS, rows)
 
     def release(self, card_id: int, attempt_ref: str | None = None, actor: str = "custody") -> dict[str, str]:
         """Decrypt the PIN and PUK of ``attempt_ref`` (default: the card's latest attempt); the

@@ -1,8 +1,9 @@
 """The encoder: personalises one blank PIV card for one CardJob.
 
 Sequence: select, authenticate with the factory management key (as the card profile says:
-mutual or external), secrets to custody, PIN and PUK changed, per certificate type a key
-generated on the card and its certificate issued (with the card's GUID and FASC-N) and written;
+mutual or external), per certificate type a key generated on the card, the certificates issued
+(with the card's GUID and FASC-N) and recorded with the card's new secrets in custody, in one
+transaction, then PIN and PUK changed and the certificates written;
 the signed CHUID, the CCC and the Security Object over all of them written, and last the
 management key replaced by the card's own where the stock allows it. Card Authentication (9E) is
 issued on every encoded card (FIPS 201-3); the job's certificates add the others. A failure after
@@ -66,7 +67,7 @@ class Encoder:
         self.ca = ca
         self.custody = custody
         self.profile = profile
-        self.timings = {"apdu": 0.0, "ca": 0.0, "custody": 0.0, "objects": 0.0}
+        self.timings = {"apdu": 0.0, "ca": 0.0, "objects": 0.0}
         self._signer = None
 
     def encode(self, job: CardJob) -> EncodeResult:
@@ -131,26 +132,21 @@ class Encoder:
         changes_key = profile.management_key_change != "none"
         # A stock whose key cannot be changed keeps the maker's key: custody holds that one.
         new_key = secrets.token_bytes(len(profile.management_key)) if changes_key else profile.management_key
-        # Secrets reach custody before the card: a card whose new PIN was lost would be spoiled.
-        self._timed(
-            "custody",
-            self.custody.store,
-            job.card_id,
-            job.attempt_ref,
-            {"pin": pin, "puk": puk, "management_key": new_key.hex()},
-        )
-        client.change_pin(profile.factory_pin, pin)
-        client.change_puk(profile.factory_puk, puk)
         types = certificate_types(job)
         keys = [client.generate_key(SLOTS[kind]["slot"], profile.algorithm_for(kind)) for kind in types]
-        # Issued together: the CA records a card's certificates in one transaction.
-        certificates = self._timed("ca", self._issue, list(zip(keys, types, strict=True)), job)
-        written: list[tuple[int, bytes]] = []
-        for certificate_type, certificate in zip(types, certificates, strict=True):
-            issued.append(f"{certificate.serial_number:X}")
-            der = certificate.public_bytes(serialization.Encoding.DER)
-            written.append((SLOTS[certificate_type]["object"],
-                            tlv(0x70, der) + tlv(0x71, b"\x00") + tlv(0xFE, b"")))
+        # The card's secrets reach custody in the transaction that records its certificates, and
+        # both before the card gets either: a card whose new PIN was lost would be spoiled, and a
+        # certificate the CA did not record could not be revoked. One commit a card, not two.
+        sealed = {"pin": pin, "puk": puk, "management_key": new_key.hex()}
+        certificates = self._timed("ca", self._issue, list(zip(keys, types, strict=True)), job,
+                                   self._record_with(job, sealed))
+        issued.extend(f"{certificate.serial_number:X}" for certificate in certificates)
+        client.change_pin(profile.factory_pin, pin)
+        client.change_puk(profile.factory_puk, puk)
+        written = [(SLOTS[certificate_type]["object"],
+                    tlv(0x70, certificate.public_bytes(serialization.Encoding.DER)) + tlv(0x71, b"\x00")
+                    + tlv(0xFE, b""))
+                   for certificate_type, certificate in zip(types, certificates, strict=True)]
         for object_tag, content in self._timed("objects", self._card_objects, job, written):
             client.put_object(object_tag, content)
         if changes_key:
@@ -183,7 +179,23 @@ class Encoder:
                 raise CaRefusedError(f"The CA has no content signer for the CHUID ({error}).") from error
         return self._signer
 
-    def _issue(self, requests: list[tuple[object, str]], job: CardJob):
+    def _record_with(self, job: CardJob, sealed: dict[str, str]):
+        """What the CA's recording transaction does first: check the station still holds the card
+        (the job's guard), then store the card's secrets."""
+
+        def record(session) -> None:
+            if job.guard is not None:
+                job.guard(session)
+            try:
+                self.custody.store_in(session, job.card_id, job.attempt_ref, sealed)
+            except Exception as error:  # the type only: a driver's message may quote the row
+                raise EncodingFailedError(
+                    f"Custody could not store the card's secrets ({type(error).__name__}), so no "
+                    "certificate was issued. Set the card aside and tell the administrator.") from error
+
+        return record
+
+    def _issue(self, requests: list[tuple[object, str]], job: CardJob, record_with):
         """Ask the CA for the card's certificates, (public key, certificate type) each; any CA
         failure becomes CaRefusedError."""
         try:
@@ -193,7 +205,7 @@ class Encoder:
                 job.validity_days,
                 job.attempt_ref,
                 card_number=job.card_number,
-                guard=job.guard,
+                record_with=record_with,
                 card_uuid=job.card_uuid,
                 fascn=job.fascn,
             )

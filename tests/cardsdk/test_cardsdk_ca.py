@@ -88,7 +88,7 @@ def test_a_cards_certificates_are_recorded_together_under_one_guard_check(ca, se
     keys = [ec.generate_private_key(ec.SECP256R1()).public_key() for _ in range(2)]
     requests = list(zip(keys, ("PIV Authentication", "Card Authentication"), strict=True))
     checks = []
-    issued = ca.issue_card(requests, "TC-1", 14, "a-1", guard=checks.append)
+    issued = ca.issue_card(requests, "TC-1", 14, "a-1", record_with=checks.append)
     assert len(checks) == 1 and len(issued) == 2
     assert [certificate.public_key() for certificate in issued] == keys
 
@@ -96,7 +96,7 @@ def test_a_cards_certificates_are_recorded_together_under_one_guard_check(ca, se
         raise CaRefusedError("the claim lapsed")
 
     with pytest.raises(CaRefusedError, match="claim lapsed"):
-        ca.issue_card(requests, "TC-1", 14, "a-2", guard=refuse)
+        ca.issue_card(requests, "TC-1", 14, "a-2", record_with=refuse)
     with sessions() as session:
         recorded = session.scalars(select(IssuedCertificate.attempt_ref)).all()
     assert sorted(recorded) == ["a-1", "a-1"], "a refused card records none of its certificates"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from tasks.cardsdk import card_objects
 from tasks.cardsdk.encoder import Encoder, certificate_types
 from tasks.cardsdk.job import CardSdkError
 from tasks.cardsdk.piv import profiles
@@ -20,7 +21,7 @@ from tasks.cardsdk.piv.errors import (
 )
 from tasks.cardsdk.piv.transport import VirtualCardSource
 from tasks.cardsdk.piv.virtual_card import VirtualPivCard
-from tasks.cardsdk.records import IssuedCertificate
+from tasks.cardsdk.records import CustodySecret, IssuedCertificate
 from tests.cardsdk.faults import FaultyCard, FaultySource
 
 PROFILE = profiles.get("piv-3des-p256")
@@ -122,9 +123,10 @@ def test_card_faults_give_readable_errors_and_revoke(
         encoder.encode(job)
     assert isinstance(raised.value, CardSdkError)
     crl = x509.load_pem_x509_crl(ca.crl())
-    # Every key is generated before the CA issues the card's certificates (in one transaction),
-    # so a fault while generating any key leaves nothing issued; a fault later revokes them.
-    issued_before_fault = ins in (0xDB, 0xFF)
+    # Every key is generated before the CA issues the card's certificates (in one transaction,
+    # with the card's secrets), so a fault while generating any key leaves nothing issued; a
+    # fault later (the PIN change included) revokes them.
+    issued_before_fault = ins in (0x24, 0xDB, 0xFF)
     assert (len(list(crl)) > 0) == issued_before_fault
 
 
@@ -139,6 +141,20 @@ def test_unexpected_exceptions_become_card_sdk_errors(encoder, make_job, monkeyp
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(encoder.custody, "store", explode)
+    monkeypatch.setattr(card_objects, "security_object", explode)
     with pytest.raises(EncodingFailedError, match="unexpected error \\(RuntimeError\\)"):
         encoder.encode(make_job())
+
+
+def test_a_custody_failure_issues_no_certificate(encoder, ca, sessions, make_job, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(encoder.custody, "store_in", explode)
+    refused = "Custody could not store the card's secrets \\(RuntimeError\\)"
+    with pytest.raises(EncodingFailedError, match=refused) as raised:
+        encoder.encode(make_job())
+    assert "disk on fire" not in str(raised.value)
+    with sessions() as session:  # the secrets and the certificates commit together, or neither
+        assert session.scalar(select(func.count()).select_from(IssuedCertificate)) == 0
+        assert session.scalar(select(func.count()).select_from(CustodySecret)) == 0

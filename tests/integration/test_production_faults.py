@@ -74,8 +74,10 @@ def test_faulty_cards_fail_readably_then_repeat_production_succeeds(settings):
         assert "removed during encoding" in errors[3]
         assert errors[4] is None
         assert all(reason.startswith("Production failed: ") for reason in reasons) and len(reasons) == 4
-        # Certificates issued before a card failed (at writing them, or after) are revoked.
-        assert {c.attempt_ref for c in revoked} == {"order-1/card-3/attempt-1", "order-1/card-4/attempt-1"}
+        # Certificates issued before a card failed (at its PIN change, at writing them, or after)
+        # are revoked; a card refused at key generation got none.
+        assert {c.attempt_ref for c in revoked} == {"order-1/card-2/attempt-1", "order-1/card-3/attempt-1",
+                                                    "order-1/card-4/attempt-1"}
 
         with unit_of_work(services.sessions) as session:
             orders.request_repeat(session, order_id(services, instance_id), [1, 2, 3, 4], {})
