@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit_chain import append_entries, register_deriver
+from engine.audit_chain import Entry, append_entries, register_deriver
 from engine.store import AuditEvent
 from tasks.cardsdk.records import CertificateIssued, CustodyRelease, IssuedCertificate
 from tasks.recording import AttemptRecorded, CardMoved
@@ -49,31 +49,31 @@ def _instance_of(session: Session, order_id: int | None) -> str | None:
     return order.instance_id if order else None
 
 
-def card_moved_entry(moved: CardMoved) -> AuditEvent:
+def card_moved_entry(moved: CardMoved) -> Entry:
     """The entry for a card's state change."""
-    return AuditEvent(actor=moved.actor, action="card state changed", order_id=moved.order_id,
-                      instance_id=moved.instance_id, card=moved.card_number,
-                      detail={"from": moved.from_state, "to": moved.to_state, "reason": moved.reason,
-                              "process_id": moved.process_id, "process_version": moved.process_version})
+    return Entry(actor=moved.actor, action="card state changed", order_id=moved.order_id,
+                 instance_id=moved.instance_id, card=moved.card_number,
+                 detail={"from": moved.from_state, "to": moved.to_state, "reason": moved.reason,
+                         "process_id": moved.process_id, "process_version": moved.process_version})
 
 
-def attempt_entry(attempt: AttemptRecorded) -> AuditEvent:
+def attempt_entry(attempt: AttemptRecorded) -> Entry:
     """The entry for a production attempt that started or ended."""
     detail: dict = {"attempt": attempt.attempt}
     if attempt.outcome != "started":
         detail["outcome"] = attempt.outcome
         detail.update({key: value for key, value in (("error", attempt.error), ("serial", attempt.serial))
                        if value})
-    return AuditEvent(actor="station", action=f"attempt {attempt.outcome}", order_id=attempt.order_id,
-                      instance_id=attempt.instance_id, card=attempt.card_number, detail=detail)
+    return Entry(actor="station", action=f"attempt {attempt.outcome}", order_id=attempt.order_id,
+                 instance_id=attempt.instance_id, card=attempt.card_number, detail=detail)
 
 
-def certificate_issued_entry(issued: CertificateIssued) -> AuditEvent:
+def certificate_issued_entry(issued: CertificateIssued) -> Entry:
     """The entry for a certificate the CA issued and recorded."""
-    return AuditEvent(actor="ca", action="certificate issued", card=issued.card_number,
-                      detail={"serial": issued.serial, "type": issued.certificate_type, "slot": issued.slot,
-                              "attempt": issued.attempt_ref, "subject": issued.subject,
-                              "not_after": issued.not_after.isoformat()})
+    return Entry(actor="ca", action="certificate issued", card=issued.card_number,
+                 detail={"serial": issued.serial, "type": issued.certificate_type, "slot": issued.slot,
+                         "attempt": issued.attempt_ref, "subject": issued.subject,
+                         "not_after": issued.not_after.isoformat()})
 
 
 _FACT_ENTRIES = {CardMoved: card_moved_entry, AttemptRecorded: attempt_entry,
@@ -91,10 +91,11 @@ def _from_new(session: Session, obj: object) -> AuditEvent | None:
         return card_moved_entry(CardMoved(
             _card_number(session, obj.card_id), obj.actor, obj.order_id,
             obj.instance_id or _instance_of(session, obj.order_id),
-            obj.process_id, obj.process_version, obj.from_state, obj.to_state, obj.reason))
+            obj.process_id, obj.process_version, obj.from_state, obj.to_state, obj.reason)).as_event()
     if isinstance(obj, ProductionAttempt):
         return attempt_entry(AttemptRecorded(_card_number(session, obj.card_id), obj.order_id,
-                                             _instance_of(session, obj.order_id), obj.attempt, "started"))
+                                             _instance_of(session, obj.order_id), obj.attempt,
+                                             "started")).as_event()
     if isinstance(obj, CustodyRelease):
         return AuditEvent(actor=obj.released_by, action="custody released",
                           card=_card_number(session, obj.card_id),
@@ -112,7 +113,7 @@ def _from_change(session: Session, obj: object) -> AuditEvent | None:
     if isinstance(obj, ProductionAttempt) and _changed(obj, "outcome") and obj.outcome != "started":
         return attempt_entry(AttemptRecorded(_card_number(session, obj.card_id), obj.order_id,
                                              _instance_of(session, obj.order_id), obj.attempt, obj.outcome,
-                                             obj.error, obj.physical_serial))
+                                             obj.error, obj.physical_serial)).as_event()
     if isinstance(obj, ProductionAttempt) and _changed(obj, "spoiled_reason") and obj.spoiled_reason:
         order = _order(session, obj.order_id)
         return AuditEvent(actor=order.created_by if order else "operator", action="card spoiled",
