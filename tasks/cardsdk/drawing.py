@@ -1,6 +1,7 @@
 """Drawing cards in processes of their own while their chips are encoded.
 
-Drawing (tasks.cardsdk.printer ``render``) is Python as much as image code: on a thread it
+Drawing (tasks.cardsdk.printer ``stage``: drawing and writing the card's files under hidden
+names) is Python as much as image code and file creation: on a thread it
 slowed the encoding it was meant to overlap, as both need the interpreter lock. In a process it
 runs beside the encoding. A station thread talks to its drawing process over a pipe itself:
 ``concurrent.futures.ProcessPoolExecutor`` hands requests and results through threads of its
@@ -29,30 +30,40 @@ from tasks.cardsdk.job import CardJob
 
 log = logging.getLogger(__name__)
 
-Render = Callable[[CardJob, str], Any]
+Draw = Callable[[CardJob, str], Any]
+# Run in the drawing process after each card it answered, to get ready for the next (None: it ends).
+Ahead = Callable[[CardJob | None], None]
 
 
-def _draw_forever(connection: Connection, render: Render) -> None:
-    """The drawing process: draw each card asked for, answer (True, drawn) or (False, error)."""
+def _draw_forever(connection: Connection, draw: Draw, ahead: Ahead | None) -> None:
+    """The drawing process: draw each card asked for, answer (True, drawn) or (False, error),
+    then get ready for the next card (``ahead``) while the station goes on with this one."""
     while True:
         try:
             job, attempt_label = connection.recv()
         except (EOFError, OSError):
+            if ahead is not None:
+                ahead(None)
             return  # the station's process ended
         try:
-            answer = (True, render(job, attempt_label))
+            answer = (True, draw(job, attempt_label))
         except Exception as error:  # the station raises it as if it had drawn the card itself
             answer = (False, error)
         connection.send(answer)
+        if ahead is not None:
+            try:
+                ahead(job)
+            except Exception as error:  # noqa: BLE001 - only a head start lost: the next card does it all
+                log.warning("the drawing process could not get ready for the next card: %s", error)
 
 
 class _Drawer:
     """One drawing process and the station's end of its pipe."""
 
-    def __init__(self, render: Render):
+    def __init__(self, draw: Draw, ahead: Ahead | None):
         context = multiprocessing.get_context("spawn")
         self.connection, theirs = context.Pipe()
-        self.process = context.Process(target=_draw_forever, args=(theirs, render), daemon=True,
+        self.process = context.Process(target=_draw_forever, args=(theirs, draw, ahead), daemon=True,
                                        name="cardflow-drawing")
         self.process.start()
         theirs.close()
@@ -74,13 +85,13 @@ class Drawing:
     def result(self) -> Any:
         drawer, self._drawer = self._drawer, None
         if drawer is None:
-            return self._drawers.render(self._job, self._label)
+            return self._drawers.draw(self._job, self._label)
         try:
             ok, value = drawer.connection.recv()
         except (EOFError, OSError):
             log.warning("the drawing process of card %s ended; the card is drawn here", self._job.card_number)
             drawer.close()
-            return self._drawers.render(self._job, self._label)
+            return self._drawers.draw(self._job, self._label)
         self._drawers.give_back(drawer)
         if ok:
             return value
@@ -88,16 +99,21 @@ class Drawing:
 
     def discard(self) -> None:
         try:
-            self.result()
-        except Exception:  # noqa: S110 - the card is not printed; what its drawing raised does not matter
-            pass
+            drawn = self.result()
+        except Exception:  # noqa: BLE001 - the card is not printed; what its drawing raised does not matter
+            return
+        self._drawers.discard(drawn)
 
 
 class Drawers:
     """The drawing processes of one printer, started as cards need them and kept idle between."""
 
-    def __init__(self, render: Render, apart: bool = True):
-        self.render = render
+    def __init__(self, draw: Draw, discard: Callable[[Any], None] = lambda drawn: None, apart: bool = True,
+                 ahead: Ahead | None = None):
+        self.draw = draw
+        # Throws away what ``draw`` made for a card that will not be printed.
+        self.discard = discard
+        self.ahead = ahead
         # False for a printer that draws nothing itself: a process would cost it a round trip
         # through a pipe (most of what such a card costs the station), and save nothing.
         self.apart = apart
@@ -112,7 +128,7 @@ class Drawers:
             drawer = self._idle.pop() if self._idle else None
         try:
             if drawer is None:
-                drawer = _Drawer(self.render)
+                drawer = _Drawer(self.draw, self.ahead)
             # The guard is the station's own (a database check): drawing never needs it.
             drawer.connection.send((replace(job, guard=None), attempt_label))
         except (OSError, ValueError, EOFError) as error:
@@ -128,7 +144,7 @@ class Drawers:
             if self._idle or not self.apart:
                 return
         try:
-            drawer = _Drawer(self.render)
+            drawer = _Drawer(self.draw, self.ahead)
         except OSError as error:
             log.warning("no drawing process could be started ahead (%s); the first card starts one", error)
             return

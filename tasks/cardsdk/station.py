@@ -26,7 +26,8 @@ class Station:
     def __init__(self, printer: SpoolPrinter, encoder: Encoder | None = None, name: str = "virtual",
                  unavailable: str | None = None, device_seconds: float = 0.0):
         self.printer = printer
-        self._drawers = Drawers(printer.render, apart=getattr(printer, "draws_apart", True))
+        self._drawers = Drawers(printer.stage, printer.discard, apart=getattr(printer, "draws_apart", True),
+                                ahead=getattr(printer, "make_ahead", None))
         self.encoder = encoder
         self.name = name
         # Simulated time the devices take a card (benchmarks, tests of long orders).
@@ -41,8 +42,8 @@ class Station:
     def produce(self, job: CardJob, attempt_label: str) -> ProductionResult:
         """Produce one physical card; raises CardSdkError with the operator-facing reason.
 
-        The card is drawn in another process while its chip is encoded, and printed only once
-        the chip took its data: a card whose encoding failed is never printed.
+        The card is drawn and staged in another process while its chip is encoded, and printed
+        only once the chip took its data: a card whose encoding failed is never printed.
         """
         encoded = None
         if self.device_seconds:
@@ -58,7 +59,12 @@ class Station:
             drawing.discard()
             raise
         try:
-            printed = self.printer.spool(job, drawing.result())
+            staged = drawing.result()
+            try:
+                printed = self.printer.spool(job, staged)
+            except BaseException:
+                self.printer.discard(staged)
+                raise
         except CardSdkError:
             if encoded is not None:
                 self.spoil(job.attempt_ref, "printing failed after encoding")

@@ -117,3 +117,22 @@ def test_organisations_get_their_own_card_templates(tmp_path):
     first = render_back(_job(tmp_path, organisation="First Org"))
     second = render_back(_job(tmp_path, organisation="Second Org"))
     assert first.tobytes() != second.tobytes()
+
+
+def test_the_next_card_fills_the_files_made_ahead_for_it_and_the_rest_are_removed(tmp_path):
+    printer, job = SpoolPrinter(), _job(tmp_path)
+    printer.print_card(job, "a1")
+    printer.make_ahead(job)  # what the drawing process does once it answered a card
+    spool = tmp_path / "spool"
+    ahead = {path.stat().st_ino: path.name for path in spool.glob(".ahead-*.part")}
+    assert len(ahead) == 3 and all(path.stat().st_size == 0 for path in spool.glob(".ahead-*"))
+
+    printed = printer.print_card(job, "a2")
+    # The second card's files are the three made ahead, filled and renamed: none was created.
+    assert {path.stat().st_ino for path in (printed.front_png, printed.back_png, printed.pdf)} == set(ahead)
+    assert printed.pdf.read_bytes()[:5] == b"%PDF-" and not list(spool.glob(".*"))
+
+    printer.make_ahead(job)
+    printer.make_ahead(None)  # the drawing process ends: what it made ahead goes
+    assert sorted(path.name for path in spool.iterdir()) == sorted(
+        f"card-42-attempt-{n}{end}" for n in (1, 2) for end in ("-front.png", "-back.png", ".pdf"))

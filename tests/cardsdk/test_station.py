@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,15 @@ def test_a_card_whose_chip_refused_its_data_is_never_printed(make_job, tmp_path)
     job = make_job(spool_dir=tmp_path / "spool")
     with pytest.raises(CardSdkError, match="refused the data"):
         Station(SpoolPrinter(), ChipThatFails()).produce(job, "a1")
-    assert not (tmp_path / "spool").exists()
+    # It was drawn and staged while the chip was encoded; nothing of it stays, hidden parts included.
+    assert not list((tmp_path / "spool").iterdir())
 
 
 def test_a_card_whose_chip_took_its_data_is_printed_as_drawn_while_it_was_encoded(make_job, tmp_path):
     job = make_job(spool_dir=tmp_path / "spool")
     result = Station(SpoolPrinter(), ChipThatTakes()).produce(job, "a1")
     assert result.physical_serial == "CHIP-1" and result.certificate_serials == ["1A"]
-    drawn = SpoolPrinter().render(job, "a1")
+    drawn = SpoolPrinter().draw(job, "a1")
     stem = tmp_path / "spool" / "card-17-attempt-1"
     front, back, pdf = (stem.with_name(stem.name + end) for end in ("-front.png", "-back.png", ".pdf"))
     assert result.files == [str(front), str(back), str(pdf)]
@@ -76,9 +78,9 @@ class PrinterThatDrawsNothing(SpoolPrinter):
     def __init__(self):
         self.drawn_in: list[str] = []
 
-    def render(self, job, attempt_label):
+    def stage(self, job, attempt_label):
         self.drawn_in.append(multiprocessing.current_process().name)
-        return super().render(job, attempt_label)
+        return super().stage(job, attempt_label)
 
 
 def test_a_printer_that_draws_nothing_gets_no_drawing_process(make_job, tmp_path):
@@ -124,7 +126,7 @@ def test_a_card_whose_print_failed_after_encoding_is_spoiled_and_the_next_card_p
     assert [Path(file).name for file in result.files] == [
         "card-18-attempt-1-front.png", "card-18-attempt-1-back.png", "card-18-attempt-1.pdf"]
     assert all(Path(file).is_file() for file in result.files)
-    assert not list((tmp_path / "spool").glob("card-17-*"))
+    assert not list((tmp_path / "spool").glob("*card-17-*"))  # its hidden staged parts included
 
 
 def test_the_drawing_process_goes_on_to_the_next_card_after_a_refused_chip(make_job, tmp_path):
@@ -136,3 +138,32 @@ def test_the_drawing_process_goes_on_to_the_next_card_after_a_refused_chip(make_
     result = station.produce(make_job(card_id=18, spool_dir=tmp_path / "spool"), "a1")
     assert result.physical_serial == "CHIP-1" and all(Path(file).is_file() for file in result.files)
     assert Path(result.files[0]).name == "card-18-attempt-1-front.png"
+
+
+class ChipThatLooksAtTheSpool(ChipThatTakes):
+    """An encoder that waits, while it encodes, until the card's staged files are in the spool
+    folder, and notes what a folder watcher would see then."""
+
+    def __init__(self, spool: Path):
+        self.spool, self.seen = spool, []
+
+    def encode(self, job):
+        deadline = time.monotonic() + 30
+        while len(list(self.spool.glob(".*.part"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.seen = sorted(path.name for path in self.spool.iterdir())
+        return super().encode(job)
+
+
+def test_a_card_staged_while_its_chip_is_encoded_shows_in_the_spool_only_once_printed(make_job, tmp_path):
+    chip = ChipThatLooksAtTheSpool(tmp_path / "spool")
+    result = Station(SpoolPrinter(), chip).produce(make_job(spool_dir=tmp_path / "spool"), "a1")
+    assert chip.seen == [".card-17-attempt-1-back.png.part", ".card-17-attempt-1-front.png.part",
+                         ".card-17-attempt-1.pdf.part"]  # staged under hidden names, not printed
+    names = [path.name for path in (tmp_path / "spool").iterdir()]
+    # Printed: the same files under their names; hidden, only the empty files the drawing process
+    # made ahead for the next card.
+    assert sorted(name for name in names if not name.startswith(".")) == sorted(
+        Path(file).name for file in result.files)
+    hidden = [name for name in names if name.startswith(".")]
+    assert all(name.startswith(".ahead-") and name.endswith(".part") for name in hidden)

@@ -18,8 +18,11 @@ class BlankPrinter:
 
     draws_apart = False  # nothing to draw, so no drawing process (printing is off)
 
-    def render(self, job, attempt_label: str) -> str:
+    def stage(self, job, attempt_label: str) -> str:
         return f"card-{job.card_id}-{attempt_label}"
+
+    def discard(self, stem: str) -> None:
+        pass
 
     def spool(self, job, stem: str) -> PrintedCard:
         stem = job.spool_dir / stem
