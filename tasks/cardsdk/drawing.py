@@ -53,7 +53,7 @@ def _draw_forever(connection: Connection, draw: Draw, ahead: Ahead | None) -> No
         if ahead is not None:
             try:
                 ahead(job)
-            except Exception as error:  # noqa: BLE001 - only a head start lost: the next card does it all
+            except Exception as error:  # only a head start lost: the next card does it all
                 log.warning("the drawing process could not get ready for the next card: %s", error)
 
 
@@ -100,7 +100,7 @@ class Drawing:
     def discard(self) -> None:
         try:
             drawn = self.result()
-        except Exception:  # noqa: BLE001 - the card is not printed; what its drawing raised does not matter
+        except Exception:  # the card is not printed: what its drawing raised does not matter
             return
         self._drawers.discard(drawn)
 
