@@ -249,6 +249,9 @@ def test_a_raw_database_error_never_reaches_the_operator(services, monkeypatch):
 def test_jobs_a_broker_lost_are_sent_again_but_not_to_a_paused_pool(services):
     from tasks.store import StationStatus
 
+    # This test runs the sweep itself: the background one, had it come between two of its calls,
+    # would have sent the jobs first (seen once in CI, on a slow machine).
+    services.sweeper.stop()
     oid = _reserved_order(services, 3)
     production.heartbeat(services.production)  # the pool's one station
     with unit_of_work(services.sessions) as session:
